@@ -1,0 +1,129 @@
+"""What a filing must be to be created, and what a transition changes on it.
+
+`check_application` refuses a bad application before anything is written (K7, K8, M9, M10,
+E2). `apply_effects` computes what entering a state means: the dates of validity and of the
+cancel lock (V1–V4, C1, C2, C5) and the commitment entitlement (V6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from states.errors import InvalidInput
+from states.filing import Filing
+from states.guards import Attempt, commitment_pending
+from states.periods import validity_end
+from states.policy import Policy
+from states.regions import EXCLUDED_PROVINCES, province_of, same_area
+from states.table import Transition
+from states.vocabulary import Category, Channel, Document, FilingState, InsuranceType, Kind
+
+
+@dataclass(frozen=True)
+class Application:
+    """What an applicant asks for. Personal data (ID and card numbers) is handled by the caller:
+    only the card number's prefix is judged here (M9) and it is never stored."""
+
+    kind: Kind
+    insurance_type: InsuranceType
+    insured_region: str
+    treatment_region: str
+    channel: Channel
+    start_date: date | None = None
+    documents: frozenset[Document] = frozenset()
+    by_commitment: bool = False
+    student: bool = False
+    flexible_employment: bool = False
+    consent_given: bool = False
+    on_behalf: bool = False
+    card_number: str | None = None
+    card_settlement_enabled: bool | None = None
+
+
+def check_application(
+    app: Application,
+    policy: Policy,
+    today: date,
+    *,
+    first_filing: bool,
+    region_exists: Callable[[str], bool],
+) -> None:
+    """Raise `InvalidInput` naming the field and rule if the application cannot be filed."""
+    for name in ("insured_region", "treatment_region"):
+        code = getattr(app, name)
+        if not (isinstance(code, str) and len(code) == 6 and code.isdigit()):
+            if name == "treatment_region" and isinstance(code, str) and code.isalpha():
+                raise InvalidInput(name, "K7", "filings never cover treatment abroad (出国)")
+            raise InvalidInput(name, "K8", "must be a six-digit GB/T 2260 region code")
+        if province_of(code) in EXCLUDED_PROVINCES:
+            place = EXCLUDED_PROVINCES[province_of(code)]
+            raise InvalidInput(name, "K7", f"filings never cover {place} (不含港澳台)")
+        if not region_exists(code):
+            raise InvalidInput(name, "K8", f"{code} is not a GB/T 2260 region code")
+    if same_area(app.insured_region, app.treatment_region, policy.scope):
+        where = "province" if policy.scope == "province" else "city"
+        raise InvalidInput(
+            "treatment_region",
+            policy.rule("scope"),
+            f"treatment inside the insured {where} needs no filing "
+            f"({'省内' if where == 'province' else '市内'}异地就医无需备案)",
+        )
+    if app.start_date is not None and app.start_date < today:
+        raise InvalidInput(
+            "start_date",
+            "E2",
+            "a start date in the past is only for a retro filing tied to an admission",
+        )
+    if app.by_commitment and not (
+        policy.commitment_allowed and app.kind.category is Category.LONG_TERM
+    ):
+        raise InvalidInput(
+            "by_commitment", "V6", "filing by commitment is only for long-term kinds where allowed"
+        )
+    if app.card_number is not None:
+        prefix = next((p for p in policy.replace_card_prefixes if app.card_number.startswith(p)), None)
+        if prefix is not None:
+            raise InvalidInput(
+                "card_number",
+                policy.rule("replace_card_prefixes"),
+                f"a social security card numbered {prefix}… must be replaced before filing: "
+                "apply for a new card (更换社保卡), then file with it",
+            )
+    if (
+        first_filing
+        and policy.check_card_settlement_on_first_filing
+        and app.card_settlement_enabled is not True
+    ):
+        raise InvalidInput(
+            "card_settlement_enabled",
+            policy.rule("check_card_settlement_on_first_filing"),
+            "a first filing needs the card's cross-province settlement function confirmed enabled",
+        )
+
+
+def apply_effects(filing: Filing, row: Transition, attempt: Attempt) -> None:
+    """Change the filing's own fields for a transition that has passed its guards."""
+    if row.dest is FilingState.EFFECTIVE and row.source is not FilingState.EFFECTIVE:
+        _take_effect(filing, attempt.policy, attempt.today)
+    if row.event == "supply_documents":
+        filing.documents = filing.documents | attempt.supplied
+        filing.entitlement_pending = commitment_pending(attempt.policy, filing)
+    if row.event in ("reject", "cancel", "change", "withdraw", "stop_insurance"):
+        filing.reason = attempt.reason or row.event
+
+
+def _take_effect(filing: Filing, policy: Policy, today: date) -> None:
+    """V1–V4: validity counts from the start date, the lock from the day it took effect."""
+    effective_on = max(today, filing.start_date)
+    filing.effective_on = effective_on
+    if filing.category is Category.LONG_TERM:
+        validity, lock = policy.long_term_validity_months, policy.long_term_cancel_lock_months
+    else:
+        validity, lock = policy.temporary_validity_months, policy.temporary_cancel_lock_months
+    filing.valid_until = (
+        validity_end(filing.start_date, months=validity).last_day if validity else None
+    )
+    filing.lock_until = validity_end(effective_on, months=lock).last_day if lock else None
+    filing.entitlement_pending = commitment_pending(policy, filing)

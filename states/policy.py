@@ -1,0 +1,239 @@
+"""Regional policies as data (DESIGN "Policy is data").
+
+A policy is parsed from the mapping that config.toml holds: a national default and regions that
+inherit from it and override what differs. Every value is written as `{ value = ..., rule = "ID" }`
+so each behaviour can be traced to its rule in POLICY.md. Parsing is strict: an unknown key, a
+value of the wrong shape or a missing rule id is refused with an error naming the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from states.errors import PolicyConfigError
+from states.vocabulary import Channel, Document, Kind
+
+NATIONAL = "national"
+_RULE_ID = re.compile(r"^[A-Z]\d{1,2}$")
+_REGION = re.compile(r"^\d{6}$")
+
+Requirement = tuple[Document, ...]
+"""A group of documents of which any one will do (e.g. M4: posting certificate or labour contract)."""
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
+def _months(v: Any) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 120:
+        raise ValueError("must be a whole number of months from 0 to 120")
+    return v
+
+
+def _scope(v: Any) -> str:
+    if v not in ("province", "city"):
+        raise ValueError('must be "province" or "city"')
+    return str(v)
+
+
+def _channels(v: Any) -> frozenset[Channel]:
+    if not isinstance(v, list):
+        raise ValueError("must be a list of channel names")
+    try:
+        return frozenset(Channel(c) for c in v)
+    except ValueError as exc:
+        raise ValueError(f"unknown channel ({exc}); known: {', '.join(Channel)}") from None
+
+
+def _prefixes(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(p, str) and p.isdigit() for p in v):
+        raise ValueError("must be a list of digit strings")
+    return tuple(v)
+
+
+def _requirements(v: Any) -> tuple[Requirement, ...]:
+    if not isinstance(v, list) or not all(isinstance(g, list) and g for g in v):
+        raise ValueError("must be a list of non-empty lists of document names (any one of a list)")
+    try:
+        return tuple(tuple(Document(d) for d in group) for group in v)
+    except ValueError as exc:
+        raise ValueError(f"unknown document ({exc}); known: {', '.join(Document)}") from None
+
+
+# key -> (parser, the rules it may cite)
+_FIELDS: dict[str, tuple[Callable[[Any], Any], frozenset[str]]] = {
+    "scope": (_scope, frozenset({"K8"})),
+    "instant_channels": (_channels, frozenset({"L1"})),
+    "one_effective_per_scope": (_bool, frozenset({"L6"})),
+    "long_term_validity_months": (_months, frozenset({"V1"})),
+    "long_term_cancel_lock_months": (_months, frozenset({"V2"})),
+    "temporary_validity_months": (_months, frozenset({"V3"})),
+    "temporary_cancel_lock_months": (_months, frozenset({"V4", "V2"})),
+    "commitment_allowed": (_bool, frozenset({"V6"})),
+    "replace_card_prefixes": (_prefixes, frozenset({"M9"})),
+    "check_card_settlement_on_first_filing": (_bool, frozenset({"M10"})),
+    "online_consent_required": (_bool, frozenset({"M11"})),
+    "documents_all": (_requirements, frozenset({"M1"})),
+    "documents_student": (_requirements, frozenset({"M7"})),
+    "documents_flexible_employment": (_requirements, frozenset({"M8"})),
+    **{
+        f"documents_{k.value}": (_requirements, frozenset({"M2", "M3", "M4", "M5", "M6"}))
+        for k in Kind
+    },
+}
+_META = frozenset({"version", "title"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One region's resolved policy at one version. Immutable: a filing pins it (DESIGN)."""
+
+    region: str
+    version: str
+    title: str
+    scope: str
+    instant_channels: frozenset[Channel]
+    one_effective_per_scope: bool
+    long_term_validity_months: int  # 0: indefinite (长期有效)
+    long_term_cancel_lock_months: int
+    temporary_validity_months: int
+    temporary_cancel_lock_months: int
+    commitment_allowed: bool
+    replace_card_prefixes: tuple[str, ...]
+    check_card_settlement_on_first_filing: bool
+    online_consent_required: bool
+    documents_all: tuple[Requirement, ...]
+    documents_student: tuple[Requirement, ...]
+    documents_flexible_employment: tuple[Requirement, ...]
+    documents_by_kind: Mapping[Kind, tuple[Requirement, ...]]
+    rules: Mapping[str, str] = field(repr=False)
+    """key -> the rule id config.toml cites for it, for explanations and audit."""
+
+    def rule(self, key: str) -> str:
+        return self.rules[key]
+
+    def to_document(self) -> dict[str, Any]:
+        """The resolved policy as plain data, in the same `{value, rule}` shape as config.toml."""
+        out: dict[str, Any] = {"version": self.version, "title": self.title}
+        for key in _FIELDS:
+            out[key] = {"value": _plain(self._value(key)), "rule": self.rules[key]}
+        return out
+
+    def content_hash(self) -> str:
+        blob = json.dumps(self.to_document(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _value(self, key: str) -> Any:
+        if key.startswith("documents_K"):
+            return self.documents_by_kind[Kind(key.removeprefix("documents_"))]
+        return getattr(self, key)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, frozenset):
+        return sorted(str(x) for x in v)
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
+def parse_policies(raw: Mapping[str, Any]) -> dict[str, Policy]:
+    """Parse `[policy.*]` tables: `national` is complete; each region overrides it."""
+    if NATIONAL not in raw:
+        raise PolicyConfigError("policy.national", "the national default policy is missing")
+    base = _parse_table(NATIONAL, raw[NATIONAL], None)
+    policies = {NATIONAL: _build(NATIONAL, base)}
+    for region, table in raw.items():
+        if region == NATIONAL:
+            continue
+        if not _REGION.match(region):
+            raise PolicyConfigError(f"policy.{region}", "a region must be a six-digit GB/T 2260 code")
+        policies[region] = _build(region, _parse_table(region, table, base))
+    return policies
+
+
+def _parse_table(
+    region: str, table: Any, base: dict[str, tuple[Any, str]] | None
+) -> dict[str, tuple[Any, str]]:
+    where = f"policy.{region}"
+    if not isinstance(table, Mapping):
+        raise PolicyConfigError(where, "must be a table")
+    for key in ("version", "title"):
+        if not isinstance(table.get(key), str) or not table[key]:
+            raise PolicyConfigError(f"{where}.{key}", "is required and must be a non-empty string")
+    values: dict[str, tuple[Any, str]] = dict(base or {})
+    values["version"] = (table["version"], "")
+    values["title"] = (table["title"], "")
+    for key, entry in table.items():
+        if key in _META:
+            continue
+        if key not in _FIELDS:
+            raise PolicyConfigError(f"{where}.{key}", "unknown key")
+        parser, allowed_rules = _FIELDS[key]
+        if not isinstance(entry, Mapping) or set(entry) != {"value", "rule"}:
+            raise PolicyConfigError(
+                f"{where}.{key}", 'must be written as { value = ..., rule = "ID" } naming its rule'
+            )
+        rule = entry["rule"]
+        if not isinstance(rule, str) or not _RULE_ID.match(rule) or rule not in allowed_rules:
+            raise PolicyConfigError(
+                f"{where}.{key}.rule",
+                f"must name the POLICY.md rule it implements, one of {sorted(allowed_rules)}",
+            )
+        try:
+            values[key] = (parser(entry["value"]), rule)
+        except ValueError as exc:
+            raise PolicyConfigError(f"{where}.{key}", str(exc)) from None
+    if base is None:
+        missing = sorted(set(_FIELDS) - set(values))
+        if missing:
+            raise PolicyConfigError(f"{where}.{missing[0]}", "the national default must set it")
+    return values
+
+
+def _build(region: str, values: Mapping[str, tuple[Any, str]]) -> Policy:
+    v = {k: val for k, (val, _) in values.items()}
+    rules = MappingProxyType({k: r for k, (_, r) in values.items() if k in _FIELDS})
+    return Policy(
+        region=region,
+        version=v["version"],
+        title=v["title"],
+        scope=v["scope"],
+        instant_channels=v["instant_channels"],
+        one_effective_per_scope=v["one_effective_per_scope"],
+        long_term_validity_months=v["long_term_validity_months"],
+        long_term_cancel_lock_months=v["long_term_cancel_lock_months"],
+        temporary_validity_months=v["temporary_validity_months"],
+        temporary_cancel_lock_months=v["temporary_cancel_lock_months"],
+        commitment_allowed=v["commitment_allowed"],
+        replace_card_prefixes=v["replace_card_prefixes"],
+        check_card_settlement_on_first_filing=v["check_card_settlement_on_first_filing"],
+        online_consent_required=v["online_consent_required"],
+        documents_all=v["documents_all"],
+        documents_student=v["documents_student"],
+        documents_flexible_employment=v["documents_flexible_employment"],
+        documents_by_kind=MappingProxyType({k: v[f"documents_{k.value}"] for k in Kind}),
+        rules=rules,
+    )
+
+
+def policy_from_document(region: str, doc: Mapping[str, Any]) -> Policy:
+    """Rebuild a pinned policy from its stored snapshot (the output of `Policy.to_document`)."""
+    return _build(region, _parse_table(region, doc, None))
+
+
+def policy_for(region: str, policies: Mapping[str, Policy]) -> Policy:
+    """The policy of an insured region: the region itself, its city, its province, else national."""
+    for candidate in (region, region[:4] + "00", region[:2] + "0000"):
+        if candidate in policies:
+            return policies[candidate]
+    return policies[NATIONAL]

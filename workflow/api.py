@@ -1,0 +1,262 @@
+"""The Python API a back-office imports: open once, then one call per command and query.
+
+    from workflow import FilingEngine, Actor
+    engine = FilingEngine.open("config.toml")
+    filing = engine.create(...)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+
+from states.filing import Filing
+from states.lifecycle import Application
+from states.policy import Policy
+from states.vocabulary import Channel, Document, InsuranceType, Kind
+from workflow import audit
+from workflow.calendar import build_calendar
+from workflow.config import Settings, load_settings
+from workflow.db import create_engine, upgrade
+from workflow.service import Actor, Clock, Deadline, FilingService, Request, system_clock
+
+
+class FilingEngine:
+    """The engine, embedded. Thread-safe: each call is its own unit of work."""
+
+    def __init__(self, service: FilingService) -> None:
+        self._service = service
+
+    @classmethod
+    def open(
+        cls,
+        config: str | os.PathLike[str] | None = None,
+        *,
+        database_url: str | None = None,
+        clock: Clock = system_clock,
+        settings: Settings | None = None,
+        migrate: bool = True,
+    ) -> FilingEngine:
+        """Open with a config path (default: FILING_CONFIG or ./config.toml) and optionally a
+        database URL overriding it; `clock` returns the current UTC-aware instant."""
+        settings = settings or load_settings(config, database_url=database_url)
+        engine = create_engine(settings)
+        if migrate:
+            upgrade(engine)
+        service = FilingService(engine, settings, build_calendar(settings.calendar_years), clock)
+        service.pin_policies()
+        if settings.person_key_is_development_default:
+            structlog.get_logger("workflow").warning(
+                "person_key.development_default",
+                hint="set FILING_PERSON_KEY: person lookups use a development key",
+            )
+        return cls(service)
+
+    @property
+    def settings(self) -> Settings:
+        return self._service.settings
+
+    @property
+    def sql_engine(self) -> sa.Engine:
+        return self._service.engine
+
+    def close(self) -> None:
+        self._service.engine.dispose()
+
+    def __enter__(self) -> FilingEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        id_number: str,
+        kind: Kind | str,
+        insurance_type: InsuranceType | str,
+        insured_region: str,
+        treatment_region: str,
+        actor: Actor,
+        start_date: date | None = None,
+        documents: Iterable[Document | str] = (),
+        by_commitment: bool = False,
+        student: bool = False,
+        flexible_employment: bool = False,
+        consent_given: bool = False,
+        card_number: str | None = None,
+        card_settlement_enabled: bool | None = None,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Filing:
+        """Draft a filing. `card_number` is judged (M9) and never stored."""
+        app = _application(
+            kind, insurance_type, insured_region, treatment_region, actor, start_date, documents,
+            by_commitment, student, flexible_employment, consent_given, card_number,
+            card_settlement_enabled,
+        )  # fmt: skip
+        return self._service.create(app, id_number, actor, Request.new(request_id, correlation_id))
+
+    def submit(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
+        """Submit a draft: under review, or effective at once where the region's policy says (L1)."""
+        return self._fire(filing_id, "submit", actor, **kw)
+
+    def approve(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
+        return self._fire(filing_id, "approve", actor, **kw)
+
+    def reject(self, filing_id: str, actor: Actor, *, reason: str, **kw: Any) -> Filing:
+        """Reject under review; `reason` is a code such as `missing_documents`."""
+        return self._fire(filing_id, "reject", actor, reason=reason, **kw)
+
+    def withdraw(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
+        return self._fire(filing_id, "withdraw", actor, **kw)
+
+    def cancel(self, filing_id: str, actor: Actor, *, reason: str | None = None, **kw: Any) -> Filing:
+        """Cancel an effective filing, refused inside the lock (V2, V4)."""
+        return self._fire(filing_id, "cancel", actor, reason=reason, **kw)
+
+    def supply_documents(
+        self, filing_id: str, actor: Actor, documents: Iterable[Document | str], **kw: Any
+    ) -> Filing:
+        """V6: complete a commitment filing; two-way entitlement starts once nothing is missing."""
+        supplied = frozenset(Document(d) for d in documents)
+        return self._fire(filing_id, "supply_documents", actor, supplied=supplied, **kw)
+
+    def stop_insurance(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
+        """停保: the person's insurance stopped; the filing lapses."""
+        return self._fire(filing_id, "stop_insurance", actor, reason="insurance_stopped", **kw)
+
+    def expire(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
+        """Expire a filing whose validity is over (normally fired by the scheduler)."""
+        return self._fire(filing_id, "expire", actor, **kw)
+
+    def change(
+        self,
+        filing_id: str,
+        *,
+        id_number: str,
+        kind: Kind | str,
+        insurance_type: InsuranceType | str,
+        insured_region: str,
+        treatment_region: str,
+        actor: Actor,
+        start_date: date | None = None,
+        documents: Iterable[Document | str] = (),
+        by_commitment: bool = False,
+        student: bool = False,
+        flexible_employment: bool = False,
+        consent_given: bool = False,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> tuple[Filing, Filing]:
+        """L5: cancel `filing_id` and submit its replacement in one transaction."""
+        app = _application(
+            kind, insurance_type, insured_region, treatment_region, actor, start_date, documents,
+            by_commitment, student, flexible_employment, consent_given, None, None,
+        )  # fmt: skip
+        return self._service.change(
+            filing_id, app, id_number, actor, Request.new(request_id, correlation_id)
+        )
+
+    def _fire(
+        self,
+        filing_id: str,
+        event: str,
+        actor: Actor,
+        *,
+        reason: str | None = None,
+        supplied: frozenset[Document] = frozenset(),
+        expected_version: int | None = None,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Filing:
+        return self._service.fire(
+            filing_id,
+            event,
+            actor,
+            Request.new(request_id, correlation_id),
+            reason=reason,
+            supplied=supplied,
+            expected_version=expected_version,
+        )
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def get(self, filing_id: str) -> Filing:
+        return self._service.get(filing_id)
+
+    def list_for_person(self, id_number: str) -> list[Filing]:
+        """Every filing of a person (L3), oldest first."""
+        return self._service.for_person(id_number)
+
+    def effective_filings(self, id_number: str) -> list[Filing]:
+        """有效备案记录 (L3): effective and inside validity today."""
+        return self._service.for_person(id_number, effective_only=True)
+
+    def history(self, filing_id: str) -> list[dict[str, Any]]:
+        """Every attempt on the filing, applied or denied, with its rule and inputs."""
+        return self._service.history(filing_id)
+
+    def deadlines(self, filing_id: str) -> list[Deadline]:
+        return self._service.deadlines(filing_id)
+
+    def policy(self, filing_id: str) -> Policy:
+        """The policy version the filing is pinned to."""
+        return self._service.policy_of(self._service.get(filing_id))
+
+    def checkpoint(self) -> audit.Checkpoint:
+        """Count and head hash of the audit trail: keep it outside the database."""
+        return self._service.checkpoint()
+
+    def verify(self, against: audit.Checkpoint | None = None) -> audit.Verification:
+        """Walk the whole audit chain; with a checkpoint, also detect truncation and rewrites."""
+        return self._service.verify(against)
+
+
+def _application(
+    kind: Kind | str,
+    insurance_type: InsuranceType | str,
+    insured_region: str,
+    treatment_region: str,
+    actor: Actor,
+    start_date: date | None,
+    documents: Iterable[Document | str],
+    by_commitment: bool,
+    student: bool,
+    flexible_employment: bool,
+    consent_given: bool,
+    card_number: str | None,
+    card_settlement_enabled: bool | None,
+) -> Application:
+    from states.errors import InvalidInput
+
+    def enum(cls: Any, value: Any, field: str, rule: str) -> Any:
+        try:
+            return cls(value)
+        except ValueError:
+            raise InvalidInput(field, rule, f"must be one of {', '.join(m.value for m in cls)}") from None
+
+    docs = frozenset(enum(Document, d, "documents", "M1") for d in documents)
+    return Application(
+        kind=enum(Kind, kind, "kind", "K1"),
+        insurance_type=enum(InsuranceType, insurance_type, "insurance_type", "L6"),
+        insured_region=insured_region,
+        treatment_region=treatment_region,
+        channel=actor.channel,
+        start_date=start_date,
+        documents=docs,
+        by_commitment=by_commitment,
+        student=student,
+        flexible_employment=flexible_employment,
+        consent_given=consent_given,
+        on_behalf=actor.on_behalf,
+        card_number=card_number,
+        card_settlement_enabled=card_settlement_enabled,
+    )

@@ -1,0 +1,158 @@
+"""The audit trail: one record per attempted transition, in the transition's own transaction,
+hash-chained so that any edit, deletion, reordering, insertion or truncation is detected.
+
+Each record's `hash` is SHA-256 over its canonical content, which includes the previous
+record's hash. A checkpoint (count + head hash), kept outside the database, pins the chain's
+length and history: a verifier given one also detects a truncated tail or a rewritten chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from workflow.tables import audit_t
+
+GENESIS_HASH = "0" * 64
+_ADVISORY_LOCK_KEY = 0x6175646974  # "audit": serialises appends on PostgreSQL
+
+# The content a record's hash covers, in this order.
+HASHED_FIELDS: tuple[str, ...] = (
+    "seq",
+    "filing_id",
+    "event",
+    "from_state",
+    "to_state",
+    "outcome",
+    "rule_id",
+    "reason",
+    "inputs",
+    "actor_id",
+    "actor_role",
+    "actor_org",
+    "channel",
+    "on_behalf",
+    "policy_region",
+    "policy_version",
+    "request_id",
+    "correlation_id",
+    "at",
+    "prev_hash",
+)
+
+
+def canonical_inputs(inputs: Mapping[str, Any]) -> str:
+    return json.dumps(inputs, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    values = [
+        record[f].isoformat() if isinstance(record[f], datetime) else record[f]
+        for f in HASHED_FIELDS
+    ]
+    blob = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+_last = sa.select(audit_t.c.seq, audit_t.c.hash).order_by(audit_t.c.seq.desc()).limit(1)
+_insert = audit_t.insert()
+
+
+def append(conn: sa.Connection, record: dict[str, Any]) -> dict[str, Any]:
+    """Chain `record` (all HASHED_FIELDS but seq and prev_hash) onto the trail, in `conn`'s
+    transaction. On SQLite the write lock is already held (BEGIN IMMEDIATE); on PostgreSQL a
+    transaction-scoped advisory lock orders concurrent appenders."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
+    last = conn.execute(_last).first()
+    record["seq"], record["prev_hash"] = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    record["hash"] = record_hash(record)
+    conn.execute(_insert, record)
+    return record
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    count: int
+    head_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "head_hash": self.head_hash}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Checkpoint:
+        return cls(count=int(data["count"]), head_hash=str(data["head_hash"]))
+
+
+@dataclass
+class Verification:
+    """The result of walking the chain. `ok` only if no problem was found."""
+
+    count: int = 0
+    head_hash: str = GENESIS_HASH
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.count, self.head_hash)
+
+
+def verify(records: Iterable[Mapping[str, Any]], against: Checkpoint | None = None) -> Verification:
+    """Walk records in stored order and report every break in the chain.
+
+    Detects: an edited record (hash mismatch), a deleted or inserted record (sequence gap or
+    previous-hash mismatch), reordering (both), and, given a checkpoint, a truncated tail
+    (fewer records) or a rewritten history (different hash at the checkpoint's position).
+    """
+    result = Verification()
+    prev = GENESIS_HASH
+    for record in records:
+        seq = record["seq"]
+        expected_seq = result.count + 1
+        if seq != expected_seq:
+            result.problems.append(f"record {seq}: expected sequence number {expected_seq}")
+        if record["prev_hash"] != prev:
+            result.problems.append(f"record {seq}: does not follow the record before it")
+        if record_hash(record) != record["hash"]:
+            result.problems.append(f"record {seq}: content does not match its hash")
+        prev = record["hash"]
+        result.count += 1
+        if against is not None and result.count == against.count and prev != against.head_hash:
+            result.problems.append(
+                f"record {seq}: differs from the checkpoint's head (history rewritten)"
+            )
+    result.head_hash = prev
+    if against is not None and result.count < against.count:
+        result.problems.append(
+            f"the trail has {result.count} records, the checkpoint {against.count} (truncated)"
+        )
+    return result
+
+
+def stream(conn: sa.Connection, batch: int = 5000) -> Iterable[Mapping[str, Any]]:
+    """All records in sequence order, fetched in batches (memory stays flat)."""
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(
+        sa.select(audit_t).order_by(audit_t.c.seq)
+    )
+    for row in result:
+        yield row._mapping
+
+
+def head(conn: sa.Connection) -> Checkpoint:
+    row = conn.execute(
+        sa.select(sa.func.count(), sa.func.max(audit_t.c.seq)).select_from(audit_t)
+    ).one()
+    if not row[0]:
+        return Checkpoint(0, GENESIS_HASH)
+    last_hash = conn.execute(sa.select(audit_t.c.hash).where(audit_t.c.seq == row[1])).scalar_one()
+    return Checkpoint(int(row[0]), last_hash)

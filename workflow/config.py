@@ -1,0 +1,142 @@
+"""Settings: config.toml parsed once at start into a frozen object, environment overriding.
+
+Nothing here runs at import time. Secrets (the person-lookup key) come only from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from states.errors import PolicyConfigError
+from states.policy import Policy, parse_policies
+
+DEV_PERSON_KEY = "development-only-person-key-do-not-use-in-production"
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+@dataclass(frozen=True)
+class CalendarYear:
+    holidays: frozenset[date]
+    workdays: frozenset[date]
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    sqlite_synchronous: str
+    busy_timeout_ms: int
+    log_format: str
+    log_level: str
+    calendar_years: Mapping[int, CalendarYear]
+    policies: Mapping[str, Policy]
+    person_key: bytes
+    person_key_is_development_default: bool
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    database_url: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read config.toml (or FILING_CONFIG), apply environment overrides, validate everything."""
+    env = os.environ if environ is None else environ
+    config_path = Path(path or env.get("FILING_CONFIG") or "config.toml")
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyConfigError(str(config_path), "config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyConfigError(str(config_path), f"not valid TOML: {exc}") from None
+    return settings_from_mapping(raw, base_dir=config_path.parent, database_url=database_url, environ=env)
+
+
+def settings_from_mapping(
+    raw: Mapping[str, Any],
+    *,
+    base_dir: Path = Path("."),
+    database_url: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    env = os.environ if environ is None else environ
+    unknown = set(raw) - {"database", "logging", "calendar", "policy"}
+    if unknown:
+        raise PolicyConfigError(sorted(unknown)[0], "unknown section")
+    db = _section(raw, "database", {"url", "sqlite_synchronous", "busy_timeout_ms"})
+    log = _section(raw, "logging", {"format", "level"})
+    cal = _section(raw, "calendar", {"years"})
+
+    url = database_url or env.get("FILING_DATABASE_URL") or str(db.get("url", "sqlite:///filings.db"))
+    url = _anchor_sqlite_path(url, base_dir)
+    synchronous = str(env.get("FILING_SQLITE_SYNCHRONOUS") or db.get("sqlite_synchronous", "FULL"))
+    if synchronous.upper() not in _SYNCHRONOUS:
+        raise PolicyConfigError("database.sqlite_synchronous", f"must be one of {_SYNCHRONOUS}")
+    busy = db.get("busy_timeout_ms", 5000)
+    if not isinstance(busy, int) or busy < 0:
+        raise PolicyConfigError("database.busy_timeout_ms", "must be a whole number of milliseconds")
+    log_format = str(env.get("FILING_LOG_FORMAT") or log.get("format", "auto"))
+    if log_format not in ("auto", "json", "console"):
+        raise PolicyConfigError("logging.format", 'must be "auto", "json" or "console"')
+
+    key = env.get("FILING_PERSON_KEY")
+    return Settings(
+        database_url=url,
+        sqlite_synchronous=synchronous.upper(),
+        busy_timeout_ms=busy,
+        log_format=log_format,
+        log_level=str(log.get("level", "info")),
+        calendar_years=_calendar_years(cal.get("years", {})),
+        policies=parse_policies(raw.get("policy", {})),
+        person_key=(key or DEV_PERSON_KEY).encode(),
+        person_key_is_development_default=not key,
+    )
+
+
+def _section(raw: Mapping[str, Any], name: str, keys: set[str]) -> Mapping[str, Any]:
+    table = raw.get(name, {})
+    if not isinstance(table, Mapping):
+        raise PolicyConfigError(name, "must be a table")
+    unknown = set(table) - keys
+    if unknown:
+        raise PolicyConfigError(f"{name}.{sorted(unknown)[0]}", "unknown key")
+    return table
+
+
+def _calendar_years(raw: Any) -> dict[int, CalendarYear]:
+    years: dict[int, CalendarYear] = {}
+    if not isinstance(raw, Mapping):
+        raise PolicyConfigError("calendar.years", "must be a table of years")
+    for year_text, table in raw.items():
+        where = f"calendar.years.{year_text}"
+        if not str(year_text).isdigit() or not isinstance(table, Mapping):
+            raise PolicyConfigError(where, "must be a year with holidays and workdays lists")
+        if set(table) - {"holidays", "workdays"}:
+            raise PolicyConfigError(f"{where}.{sorted(set(table) - {'holidays', 'workdays'})[0]}", "unknown key")
+        year = int(year_text)
+        parsed: dict[str, frozenset[date]] = {}
+        for key in ("holidays", "workdays"):
+            try:
+                days = frozenset(
+                    d if isinstance(d, date) else date.fromisoformat(str(d)) for d in table.get(key, [])
+                )
+            except ValueError as exc:
+                raise PolicyConfigError(f"{where}.{key}", f"not a date: {exc}") from None
+            if any(d.year != year for d in days):
+                raise PolicyConfigError(f"{where}.{key}", f"every date must be in {year}")
+            parsed[key] = days
+        years[year] = CalendarYear(parsed["holidays"], parsed["workdays"])
+    return years
+
+
+def _anchor_sqlite_path(url: str, base_dir: Path) -> str:
+    """A relative SQLite path in config.toml is relative to the config file, not the cwd."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////") and ":memory:" not in url:
+        return prefix + str((base_dir / url[len(prefix) :]).resolve())
+    return url

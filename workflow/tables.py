@@ -1,0 +1,150 @@
+"""The tables. They end in `Record` so they are never mistaken for domain objects; the service
+maps rows to `states.filing.Filing` explicitly (DESIGN: transitions cannot attach to SQLModel)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Instants are UTC-aware in Python; SQLite, which keeps no zone, gets them as UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: instants must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _instant(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+class FilingRecord(SQLModel, table=True):
+    __tablename__ = "filing_record"
+    __table_args__ = (
+        # L6: at most one effective filing per exclusive key (NULL where the policy allows more).
+        sa.Index(
+            "uq_filing_effective_scope",
+            "exclusive_key",
+            unique=True,
+            sqlite_where=sa.text("state = 'effective'"),
+            postgresql_where=sa.text("state = 'effective'"),
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    version: int
+    state: str = Field(max_length=16)
+    kind: str = Field(max_length=4)
+    insurance_type: str = Field(max_length=16)
+    insured_region: str = Field(max_length=6)
+    treatment_region: str = Field(max_length=6)
+    person_key: str = Field(max_length=64, index=True)
+    person_masked: str = Field(max_length=32)
+    channel: str = Field(max_length=32)
+    filed_by: str = Field(max_length=64)
+    on_behalf: bool
+    policy_region: str = Field(max_length=16)
+    policy_version: str = Field(max_length=32)
+    start_date: date
+    documents: str  # JSON list of document names
+    by_commitment: bool
+    student: bool
+    flexible_employment: bool
+    consent_given: bool
+    effective_on: date | None = None
+    valid_until: date | None = None
+    lock_until: date | None = None
+    entitlement_pending: bool = False
+    supersedes: str | None = Field(default=None, max_length=32)
+    reason: str | None = Field(default=None, max_length=40)
+    exclusive_key: str | None = Field(default=None, max_length=96)
+    created_at: datetime = _instant()
+    updated_at: datetime = _instant()
+
+
+class AuditRecord(SQLModel, table=True):
+    """One row per attempted transition, applied or denied. Append-only (database triggers) and
+    hash-chained: `hash` covers the row's content and `prev_hash`."""
+
+    __tablename__ = "audit_record"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    filing_id: str | None = Field(default=None, max_length=32, index=True)
+    event: str = Field(max_length=32)
+    from_state: str | None = Field(default=None, max_length=16)
+    to_state: str | None = Field(default=None, max_length=16)
+    outcome: str = Field(max_length=8)
+    rule_id: str | None = Field(default=None, max_length=8)
+    reason: str
+    inputs: str  # canonical JSON of what the rule judged
+    actor_id: str = Field(max_length=64)
+    actor_role: str = Field(max_length=16)
+    actor_org: str | None = Field(default=None, max_length=64)
+    channel: str = Field(max_length=32)
+    on_behalf: bool
+    policy_region: str | None = Field(default=None, max_length=16)
+    policy_version: str | None = Field(default=None, max_length=32)
+    request_id: str = Field(max_length=64)
+    correlation_id: str = Field(max_length=64)
+    at: datetime = _instant()
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class DeadlineRecord(SQLModel, table=True):
+    """A deadline is a row written with the transition that creates it (DESIGN)."""
+
+    __tablename__ = "deadline_record"
+    __table_args__ = (
+        sa.UniqueConstraint("subject_id", "kind", "due_at", name="uq_deadline_subject_kind_due"),
+        sa.Index(
+            "ix_deadline_pending_due",
+            "due_at",
+            sqlite_where=sa.text("fired_at IS NULL"),
+            postgresql_where=sa.text("fired_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject_id: str = Field(max_length=32)
+    kind: str = Field(max_length=32)
+    due_at: datetime = _instant()
+    fired_at: datetime | None = _instant(default=None)
+    provisional: bool = False
+    rule_id: str = Field(max_length=8)
+    created_at: datetime = _instant()
+
+
+class PolicyRecord(SQLModel, table=True):
+    """The resolved content of each (region, version) a filing was ever created under."""
+
+    __tablename__ = "policy_record"
+
+    region: str = Field(primary_key=True, max_length=16)
+    version: str = Field(primary_key=True, max_length=32)
+    content_hash: str = Field(max_length=64)
+    content: str  # canonical JSON, the shape of config.toml
+    first_used_at: datetime = _instant()
+
+
+filing_t: sa.Table = FilingRecord.__table__  # type: ignore[assignment]
+audit_t: sa.Table = AuditRecord.__table__  # type: ignore[assignment]
+deadline_t: sa.Table = DeadlineRecord.__table__  # type: ignore[assignment]
+policy_t: sa.Table = PolicyRecord.__table__  # type: ignore[assignment]
