@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-
-from workflow.tables import audit_t
+from workflow.store import Tx
 
 GENESIS_HASH = "0" * 64
 _ADVISORY_LOCK_KEY = 0x6175646974  # "audit": serialises appends on PostgreSQL
@@ -53,27 +51,36 @@ def canonical_inputs(inputs: Mapping[str, Any]) -> str:
 
 def record_hash(record: Mapping[str, Any]) -> str:
     values = [
-        record[f].isoformat() if isinstance(record[f], datetime) else record[f]
+        record[f].astimezone(UTC).isoformat() if isinstance(record[f], datetime) else record[f]
         for f in HASHED_FIELDS
     ]
     blob = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-_last = sa.select(audit_t.c.seq, audit_t.c.hash).order_by(audit_t.c.seq.desc()).limit(1)
-_insert = audit_t.insert()
+_COLUMNS = (*HASHED_FIELDS, "hash")
+_INSERT = (
+    f"INSERT INTO audit_record ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+)
+_LAST = "SELECT seq, hash FROM audit_record ORDER BY seq DESC LIMIT 1"
 
 
-def append(conn: sa.Connection, record: dict[str, Any]) -> dict[str, Any]:
-    """Chain `record` (all HASHED_FIELDS but seq and prev_hash) onto the trail, in `conn`'s
-    transaction. On SQLite the write lock is already held (BEGIN IMMEDIATE); on PostgreSQL a
-    transaction-scoped advisory lock orders concurrent appenders."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
-    last = conn.execute(_last).first()
-    record["seq"], record["prev_hash"] = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+def append(tx: Tx, record: dict[str, Any]) -> dict[str, Any]:
+    """Chain `record` (all HASHED_FIELDS but seq and prev_hash) onto the trail, in `tx`.
+
+    On SQLite the write lock is already held (BEGIN IMMEDIATE); on PostgreSQL a
+    transaction-scoped advisory lock orders concurrent appenders, so the chain never forks.
+    """
+    if tx.postgres:
+        tx.run(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK_KEY})")
+    last = tx.one(_LAST)
+    if last is None:
+        record["seq"], record["prev_hash"] = 1, GENESIS_HASH
+    else:
+        record["seq"], record["prev_hash"] = last["seq"] + 1, last["hash"]
     record["hash"] = record_hash(record)
-    conn.execute(_insert, record)
+    tx.run(_INSERT, record)
     return record
 
 
@@ -139,20 +146,14 @@ def verify(records: Iterable[Mapping[str, Any]], against: Checkpoint | None = No
     return result
 
 
-def stream(conn: sa.Connection, batch: int = 5000) -> Iterable[Mapping[str, Any]]:
+def stream(tx: Tx) -> Iterator[Mapping[str, Any]]:
     """All records in sequence order, fetched in batches (memory stays flat)."""
-    result = conn.execution_options(stream_results=True, yield_per=batch).execute(
-        sa.select(audit_t).order_by(audit_t.c.seq)
-    )
-    for row in result:
-        yield row._mapping
+    return tx.iterate("SELECT * FROM audit_record ORDER BY seq")
 
 
-def head(conn: sa.Connection) -> Checkpoint:
-    row = conn.execute(
-        sa.select(sa.func.count(), sa.func.max(audit_t.c.seq)).select_from(audit_t)
-    ).one()
-    if not row[0]:
+def head(tx: Tx) -> Checkpoint:
+    last = tx.one(_LAST)
+    if last is None:
         return Checkpoint(0, GENESIS_HASH)
-    last_hash = conn.execute(sa.select(audit_t.c.hash).where(audit_t.c.seq == row[1])).scalar_one()
-    return Checkpoint(int(row[0]), last_hash)
+    count = tx.scalar("SELECT count(*) FROM audit_record")
+    return Checkpoint(int(count), last["hash"])

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -35,10 +34,10 @@ from states.table import Transition
 from states.vocabulary import Category, Channel, Document, FilingState, InsuranceType, Kind, Outcome, Role
 from workflow import audit
 from workflow.config import Settings
-from workflow.db import read
 from workflow.identity import mask, normalise_id_number, person_key, region_exists
 from workflow.machine import FilingMachine
-from workflow.tables import deadline_t, filing_t, policy_t
+from workflow.store import Store, Tx
+from workflow.tables import audit_t, deadline_t, filing_t, policy_t
 
 Clock = Callable[[], datetime]
 MAX_ATTEMPTS = 5
@@ -85,7 +84,30 @@ class Deadline:
 
 
 _ENTERS_EFFECTIVE = frozenset({"submit", "approve"})
-_FILING_COLUMNS = [c.name for c in filing_t.columns]
+
+
+def _insert_sql(table: sa.Table, skip: tuple[str, ...] = ()) -> str:
+    cols = [c.name for c in table.columns if c.name not in skip]
+    return f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})"
+
+
+_INSERT_FILING = _insert_sql(filing_t)
+_INSERT_DEADLINE = _insert_sql(deadline_t, skip=("id",))
+_INSERT_POLICY = _insert_sql(policy_t)
+# Only what a transition can change: SQLite rewrites every index whose columns are SET.
+_MUTABLE = (
+    "version", "state", "documents", "effective_on", "valid_until", "lock_until",
+    "entitlement_pending", "reason", "updated_at",
+)  # fmt: skip
+_UPDATE_FILING = (
+    "UPDATE filing_record SET "
+    + ", ".join(f"{c} = :{c}" for c in _MUTABLE)
+    + " WHERE id = :id AND version = :expected_version"
+)
+_COUNT_OTHER_EFFECTIVE = (
+    "SELECT count(*) FROM filing_record "
+    "WHERE exclusive_key = :k AND state = 'effective' AND id <> :id"
+)
 
 
 class FilingService:
@@ -102,35 +124,29 @@ class FilingService:
         self.clock = clock
         self.machine = FilingMachine()
         self.log = structlog.get_logger("workflow")
+        self.store = Store(engine, [filing_t, audit_t, deadline_t, policy_t])
         self._pinned: dict[tuple[str, str], Policy] = {}
-        self._select_filing = sa.select(filing_t).where(filing_t.c.id == sa.bindparam("id"))
-        self._update_filing = (
-            filing_t.update()
-            .where(filing_t.c.id == sa.bindparam("b_id"))
-            .where(filing_t.c.version == sa.bindparam("b_version"))
-        )
 
     # -- start-up ----------------------------------------------------------------------------
 
     def pin_policies(self) -> None:
         """Store each configured policy version; refuse to start if a stored version's content
         differs from config.toml (a filing in flight would silently change rules)."""
-        with self._write() as conn:
+        with self.store.write() as tx:
             for region, policy in self.settings.policies.items():
-                self._pin(conn, region, policy)
+                self._pin(tx, region, policy)
 
-    def _pin(self, conn: sa.Connection, region: str, policy: Policy) -> None:
+    def _pin(self, tx: Tx, region: str, policy: Policy) -> None:
         key = (region, policy.version)
         if key in self._pinned:
             return
-        stored = conn.execute(
-            sa.select(policy_t.c.content_hash).where(
-                policy_t.c.region == region, policy_t.c.version == policy.version
-            )
-        ).scalar_one_or_none()
+        stored = tx.scalar(
+            "SELECT content_hash FROM policy_record WHERE region = :region AND version = :version",
+            {"region": region, "version": policy.version},
+        )
         if stored is None:
-            conn.execute(
-                policy_t.insert(),
+            tx.run(
+                _INSERT_POLICY,
                 {
                     "region": region,
                     "version": policy.version,
@@ -147,25 +163,19 @@ class FilingService:
             )
         self._pinned[key] = policy
 
-    def _policy(self, conn: sa.Connection, region: str, version: str) -> Policy:
+    def _policy(self, tx: Tx, region: str, version: str) -> Policy:
         key = (region, version)
         policy = self._pinned.get(key)
         if policy is None:
-            content = conn.execute(
-                sa.select(policy_t.c.content).where(
-                    policy_t.c.region == region, policy_t.c.version == version
-                )
-            ).scalar_one()
+            content = tx.scalar(
+                "SELECT content FROM policy_record WHERE region = :region AND version = :version",
+                {"region": region, "version": version},
+            )
             policy = policy_from_document(region, json.loads(content))
             self._pinned[key] = policy
         return policy
 
     # -- units of work -----------------------------------------------------------------------
-
-    @contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
-        with self.engine.begin() as conn:
-            yield conn
 
     def _now(self) -> datetime:
         now = self.clock()
@@ -184,12 +194,10 @@ class FilingService:
         now = self._now()
         today = local_date(now)
         policy = policy_for(application.insured_region, self.settings.policies)
-        with self._write() as conn:
-            first = conn.execute(
-                sa.select(sa.func.count()).select_from(filing_t).where(filing_t.c.person_key == key)
-            ).scalar_one() == 0
+        with self.store.write() as tx:
+            first = tx.one("SELECT id FROM filing_record WHERE person_key = :k LIMIT 1", {"k": key}) is None
             check_application(application, policy, today, first_filing=first, region_exists=region_exists)
-            self._pin(conn, policy.region, policy)
+            self._pin(tx, policy.region, policy)
             filing = Filing(
                 id=_new_id(now),
                 kind=application.kind,
@@ -212,9 +220,9 @@ class FilingService:
                 flexible_employment=application.flexible_employment,
                 consent_given=application.consent_given,
             )
-            conn.execute(filing_t.insert(), self._row(filing, policy))
+            tx.run(_INSERT_FILING, self._row(filing, policy))
             record = self._audit(
-                conn, filing, "create", None, FilingState.DRAFT, Outcome.APPLIED, None,
+                tx, filing, "create", None, FilingState.DRAFT, Outcome.APPLIED, None,
                 "filing drafted", {"kind": filing.kind.value, "treatment_region": filing.treatment_region},
                 actor, request, now,
             )  # fmt: skip
@@ -236,18 +244,18 @@ class FilingService:
         `expected_version`, in which case the race is the caller's to resolve."""
         for attempt_no in range(MAX_ATTEMPTS):
             try:
-                with self._write() as conn:
-                    filing, policy = self._load(conn, filing_id)
+                with self.store.write() as tx:
+                    filing, policy = self._load(tx, filing_id)
                     if expected_version is not None and filing.version != expected_version:
                         raise ConcurrentUpdate(filing_id, expected_version)
-                    outcome = self._fire_in(conn, filing, policy, event, actor, request, reason, supplied)
+                    outcome = self._fire_in(tx, filing, policy, event, actor, request, reason, supplied)
                     if isinstance(outcome, Denial):
-                        denied = self._audit_denial(conn, filing, policy, event, outcome, actor, request)
+                        denied = self._audit_denial(tx, filing, policy, event, outcome, actor, request)
             except ConcurrentUpdate:
                 if expected_version is not None or attempt_no == MAX_ATTEMPTS - 1:
                     raise
                 continue
-            except sa.exc.IntegrityError:
+            except self.store.integrity_error:
                 # Another filing of the same L6 scope took effect concurrently: retry, and the
                 # guard now sees it.
                 if attempt_no == MAX_ATTEMPTS - 1:
@@ -274,18 +282,18 @@ class FilingService:
         key = person_key(number, self.settings.person_key)
         for attempt_no in range(MAX_ATTEMPTS):
             try:
-                with self._write() as conn:
-                    old, old_policy = self._load(conn, filing_id)
+                with self.store.write() as tx:
+                    old, old_policy = self._load(tx, filing_id)
                     if old.person_key != key:
                         raise InvalidInput("id_number", "L5", "a change replaces a filing of the same person")
-                    outcome = self._fire_in(conn, old, old_policy, "change", actor, request, "change", frozenset())
+                    outcome = self._fire_in(tx, old, old_policy, "change", actor, request, "change", frozenset())
                     if isinstance(outcome, Denial):
-                        denied = self._audit_denial(conn, old, old_policy, "change", outcome, actor, request)
+                        denied = self._audit_denial(tx, old, old_policy, "change", outcome, actor, request)
                     else:
                         now = self._now()
                         policy = policy_for(application.insured_region, self.settings.policies)
                         check_application(application, policy, local_date(now), first_filing=False, region_exists=region_exists)
-                        self._pin(conn, policy.region, policy)
+                        self._pin(tx, policy.region, policy)
                         new = replace(
                             old,
                             id=_new_id(now),
@@ -315,22 +323,22 @@ class FilingService:
                             supersedes=old.id,
                             reason=None,
                         )
-                        conn.execute(filing_t.insert(), self._row(new, policy))
+                        tx.run(_INSERT_FILING, self._row(new, policy))
                         self._audit(
-                            conn, new, "create", None, FilingState.DRAFT, Outcome.APPLIED, "L5",
+                            tx, new, "create", None, FilingState.DRAFT, Outcome.APPLIED, "L5",
                             f"replacement for filing {old.id}", {"supersedes": old.id}, actor, request, now,
                         )  # fmt: skip
-                        sub = self._fire_in(conn, new, policy, "submit", actor, request, None, frozenset())
+                        sub = self._fire_in(tx, new, policy, "submit", actor, request, None, frozenset())
                         if isinstance(sub, Denial):
                             # Nothing of the change may remain: undo, then record the refusal.
                             raise _ChangeRefused(sub)
             except _ChangeRefused as refused:
-                with self._write() as conn:
-                    old, old_policy = self._load(conn, filing_id)
+                with self.store.write() as tx:
+                    old, old_policy = self._load(tx, filing_id)
                     denial = Denial(refused.denial.rule_id, "the replacement filing was refused: " + refused.denial.reason, refused.denial.inputs)
-                    denied = self._audit_denial(conn, old, old_policy, "change", denial, actor, request)
+                    denied = self._audit_denial(tx, old, old_policy, "change", denial, actor, request)
                 self._refuse(old, "change", denial, denied, request)
-            except (ConcurrentUpdate, sa.exc.IntegrityError):
+            except (ConcurrentUpdate, self.store.integrity_error):
                 if attempt_no == MAX_ATTEMPTS - 1:
                     raise
                 continue
@@ -344,7 +352,7 @@ class FilingService:
 
     def _fire_in(
         self,
-        conn: sa.Connection,
+        tx: Tx,
         filing: Filing,
         policy: Policy,
         event: str,
@@ -353,19 +361,13 @@ class FilingService:
         reason: str | None,
         supplied: frozenset[Document],
     ) -> tuple[Transition, dict[str, Any]] | Denial:
-        """Guards, state change, version bump, deadlines and audit, inside `conn`'s transaction.
+        """Guards, state change, version bump, deadlines and audit, inside `tx`.
         Returns the denial instead when a rule refuses (the caller records it)."""
         now = self._now()
         other = 0
         key = _exclusive_key(filing, policy)
         if event in _ENTERS_EFFECTIVE and key is not None:
-            other = conn.execute(
-                sa.select(sa.func.count()).select_from(filing_t).where(
-                    filing_t.c.exclusive_key == key,
-                    filing_t.c.state == FilingState.EFFECTIVE.value,
-                    filing_t.c.id != filing.id,
-                )
-            ).scalar_one()
+            other = tx.scalar(_COUNT_OTHER_EFFECTIVE, {"k": key, "id": filing.id})
         attempt = Attempt(filing, policy, event, now, local_date(now), reason, supplied, other)
         fired = self.machine.fire(event, attempt, actor.role)
         if fired.row is None:
@@ -377,25 +379,28 @@ class FilingService:
         filing.state = row.dest
         filing.version = version + 1
         filing.updated_at = now
-        values = self._row(filing, policy)
-        values.update(b_id=filing.id, b_version=version)
-        if conn.execute(self._update_filing, values).rowcount != 1:
+        values = {c: getattr(filing, c) for c in _MUTABLE}
+        values["state"] = filing.state.value
+        values["documents"] = json.dumps(sorted(filing.documents))
+        values["id"] = filing.id
+        values["expected_version"] = version
+        if tx.run(_UPDATE_FILING, values) != 1:
             raise ConcurrentUpdate(filing.id, version)
         if row.dest is FilingState.EFFECTIVE and row.source is not FilingState.EFFECTIVE:
-            self._write_validity_deadline(conn, filing, now)
+            self._write_validity_deadline(tx, filing, now)
         inputs = _judged(filing, row, attempt)
         record = self._audit(
-            conn, filing, event, row.source, row.dest, Outcome.APPLIED, row.rule,
+            tx, filing, event, row.source, row.dest, Outcome.APPLIED, row.rule,
             reason or f"{event} applied", inputs, actor, request, now,
         )  # fmt: skip
         return row, record
 
-    def _write_validity_deadline(self, conn: sa.Connection, filing: Filing, now: datetime) -> None:
+    def _write_validity_deadline(self, tx: Tx, filing: Filing, now: datetime) -> None:
         """The expiry deadline is a row in the same transaction (DESIGN; fired by jobs/)."""
         if filing.valid_until is None:
             return
-        conn.execute(
-            deadline_t.insert(),
+        tx.run(
+            _INSERT_DEADLINE,
             {
                 "subject_id": filing.id,
                 "kind": "expire",
@@ -409,7 +414,7 @@ class FilingService:
 
     def _audit(
         self,
-        conn: sa.Connection,
+        tx: Tx,
         filing: Filing | None,
         event: str,
         from_state: FilingState | None,
@@ -423,7 +428,7 @@ class FilingService:
         at: datetime,
     ) -> dict[str, Any]:
         return audit.append(
-            conn,
+            tx,
             {
                 "filing_id": filing.id if filing else None,
                 "event": event,
@@ -448,7 +453,7 @@ class FilingService:
 
     def _audit_denial(
         self,
-        conn: sa.Connection,
+        tx: Tx,
         filing: Filing,
         policy: Policy,
         event: str,
@@ -457,7 +462,7 @@ class FilingService:
         request: Request,
     ) -> dict[str, Any]:
         return self._audit(
-            conn, filing, event, filing.state, None, Outcome.DENIED, denial.rule_id,
+            tx, filing, event, filing.state, None, Outcome.DENIED, denial.rule_id,
             denial.reason, denial.inputs, actor, request, self._now(),
         )  # fmt: skip
 
@@ -506,12 +511,12 @@ class FilingService:
 
     # -- rows <-> filings --------------------------------------------------------------------
 
-    def _load(self, conn: sa.Connection, filing_id: str) -> tuple[Filing, Policy]:
-        row = conn.execute(self._select_filing, {"id": filing_id}).first()
+    def _load(self, tx: Tx, filing_id: str) -> tuple[Filing, Policy]:
+        row = tx.one("SELECT * FROM filing_record WHERE id = :id", {"id": filing_id})
         if row is None:
             raise FilingNotFound(filing_id)
-        filing = _filing_from_row(row._mapping)
-        return filing, self._policy(conn, filing.policy_region, filing.policy_version)
+        filing = _filing_from_row(row)
+        return filing, self._policy(tx, filing.policy_region, filing.policy_version)
 
     def _row(self, filing: Filing, policy: Policy) -> dict[str, Any]:
         return {
@@ -549,48 +554,52 @@ class FilingService:
     # -- queries -----------------------------------------------------------------------------
 
     def get(self, filing_id: str) -> Filing:
-        with read(self.engine) as conn:
-            return self._load(conn, filing_id)[0]
+        with self.store.read() as tx:
+            return self._load(tx, filing_id)[0]
 
     def policy_of(self, filing: Filing) -> Policy:
-        with read(self.engine) as conn:
-            return self._policy(conn, filing.policy_region, filing.policy_version)
+        with self.store.read() as tx:
+            return self._policy(tx, filing.policy_region, filing.policy_version)
 
     def for_person(self, id_number: str, *, effective_only: bool = False) -> list[Filing]:
         key = person_key(normalise_id_number(id_number), self.settings.person_key)
-        query = sa.select(filing_t).where(filing_t.c.person_key == key)
+        sql = "SELECT * FROM filing_record WHERE person_key = :k"
         if effective_only:
-            query = query.where(filing_t.c.state == FilingState.EFFECTIVE.value)
-        with read(self.engine) as conn:
-            rows = conn.execute(query.order_by(filing_t.c.created_at, filing_t.c.id)).all()
-        filings = [_filing_from_row(r._mapping) for r in rows]
+            sql += " AND state = 'effective'"
+        with self.store.read() as tx:
+            rows = tx.all(sql + " ORDER BY created_at, id", {"k": key})
+        filings = [_filing_from_row(r) for r in rows]
         if effective_only:
             today = local_date(self._now())
             filings = [f for f in filings if f.valid_until is None or today <= f.valid_until]
         return filings
 
     def history(self, filing_id: str) -> list[dict[str, Any]]:
-        with read(self.engine) as conn:
-            self._load(conn, filing_id)
-            rows = conn.execute(
-                sa.select(audit.audit_t).where(audit.audit_t.c.filing_id == filing_id).order_by(audit.audit_t.c.seq)
-            ).all()
-        return [{**r._mapping, "inputs": json.loads(r.inputs)} for r in rows]
+        with self.store.read() as tx:
+            self._load(tx, filing_id)
+            rows = tx.all(
+                "SELECT * FROM audit_record WHERE filing_id = :id ORDER BY seq", {"id": filing_id}
+            )
+        return [{**r, "inputs": json.loads(r["inputs"])} for r in rows]
 
     def deadlines(self, filing_id: str) -> list[Deadline]:
-        with read(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(deadline_t).where(deadline_t.c.subject_id == filing_id).order_by(deadline_t.c.due_at)
-            ).all()
-        return [Deadline(r.kind, r.due_at, r.fired_at, r.provisional, r.rule_id) for r in rows]
+        with self.store.read() as tx:
+            rows = tx.all(
+                "SELECT * FROM deadline_record WHERE subject_id = :id ORDER BY due_at",
+                {"id": filing_id},
+            )
+        return [
+            Deadline(r["kind"], r["due_at"], r["fired_at"], r["provisional"], r["rule_id"])
+            for r in rows
+        ]
 
     def verify(self, against: audit.Checkpoint | None = None) -> audit.Verification:
-        with read(self.engine) as conn:
-            return audit.verify(audit.stream(conn), against)
+        with self.store.read() as tx:
+            return audit.verify(audit.stream(tx), against)
 
     def checkpoint(self) -> audit.Checkpoint:
-        with read(self.engine) as conn:
-            return audit.head(conn)
+        with self.store.read() as tx:
+            return audit.head(tx)
 
 
 class _ChangeRefused(Exception):

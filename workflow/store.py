@@ -1,0 +1,173 @@
+"""Units of work on the DBAPI connection itself.
+
+A durable transition is a handful of statements and one commit. SQLAlchemy Core spends about
+50 µs of Python on each statement, several times the cost of the statement on SQLite, so the
+service runs its statements here, directly on the pooled driver connection that the SQLAlchemy
+engine hands out (with its pragmas, busy timeout and pool). The schema itself stays with the
+SQLModel tables and Alembic; values are stored in exactly the formats SQLAlchemy uses, so either
+side reads what the other wrote (tests/test_store.py holds them to it).
+
+SQL is written once with `:name` parameters, which sqlite3 takes as they are and which are
+rewritten to `%(name)s` for psycopg.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+
+from workflow.tables import UTCDateTime
+
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+Row = dict[str, Any]
+
+
+class Store:
+    def __init__(self, engine: sa.Engine, tables: list[sa.Table]) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.postgres = self.dialect == "postgresql"
+        self.integrity_error: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
+        # Column converters for what sqlite3 returns as text (psycopg returns Python types).
+        self._readers: dict[str, Callable[[Any], Any]] = {}
+        if not self.postgres:
+            for table in tables:
+                for col in table.columns:
+                    if isinstance(col.type, UTCDateTime):
+                        self._readers[col.name] = _read_sqlite_datetime
+                    elif isinstance(col.type, sa.Date):
+                        self._readers[col.name] = _read_sqlite_date
+                    elif isinstance(col.type, sa.Boolean):
+                        self._readers[col.name] = _read_bool
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """One write transaction: BEGIN IMMEDIATE on SQLite; committed on success."""
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            if not self.postgres:
+                cur.execute("BEGIN IMMEDIATE")
+            tx = Tx(self, cur)
+            try:
+                yield tx
+            except BaseException:
+                raw.rollback() if self.postgres else _sqlite_rollback(cur)
+                raise
+            if self.postgres:
+                raw.commit()
+            else:
+                cur.execute("COMMIT")
+        finally:
+            raw.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read-only unit: a deferred transaction on SQLite, so it takes no write lock."""
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            if not self.postgres:
+                cur.execute("BEGIN")
+            try:
+                yield Tx(self, cur)
+            finally:
+                raw.rollback() if self.postgres else _sqlite_rollback(cur)
+        finally:
+            raw.close()
+
+
+class Tx:
+    __slots__ = ("_cur", "_store")
+
+    def __init__(self, store: Store, cur: Any) -> None:
+        self._store = store
+        self._cur = cur
+
+    @property
+    def postgres(self) -> bool:
+        return self._store.postgres
+
+    def run(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        self._cur.execute(_sql(sql, self._store.postgres), self._bind(params))
+        return int(self._cur.rowcount)
+
+    def one(self, sql: str, params: Mapping[str, Any] | None = None) -> Row | None:
+        self._cur.execute(_sql(sql, self._store.postgres), self._bind(params))
+        row = self._cur.fetchone()
+        return None if row is None else self._row(row)
+
+    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        self._cur.execute(_sql(sql, self._store.postgres), self._bind(params))
+        row = self._cur.fetchone()
+        return None if row is None else row[0]
+
+    def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        return list(self.iterate(sql, params))
+
+    def iterate(
+        self, sql: str, params: Mapping[str, Any] | None = None, batch: int = 2000
+    ) -> Iterator[Row]:
+        self._cur.execute(_sql(sql, self._store.postgres), self._bind(params))
+        while rows := self._cur.fetchmany(batch):
+            for row in rows:
+                yield self._row(row)
+
+    def _row(self, row: tuple[Any, ...]) -> Row:
+        names = [d[0] for d in self._cur.description]
+        readers = self._store._readers
+        if not readers:
+            return dict(zip(names, row, strict=True))
+        return {
+            n: (readers[n](v) if v is not None and n in readers else v)
+            for n, v in zip(names, row, strict=True)
+        }
+
+    def _bind(self, params: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        if not params:
+            return {}
+        if self._store.postgres:
+            return params
+        return {k: _bind_sqlite(v) for k, v in params.items()}
+
+
+@cache
+def _sql(sql: str, postgres: bool) -> str:
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%")) if postgres else sql
+
+
+def _bind_sqlite(value: Any) -> Any:
+    kind = type(value)
+    if kind is datetime:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: instants must be timezone-aware")
+        return value.astimezone(UTC).strftime(_SQLITE_DATETIME)
+    if kind is date:
+        return value.isoformat()
+    return value
+
+
+def _read_sqlite_datetime(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _read_sqlite_date(value: str) -> date:
+    return date.fromisoformat(value)
+
+
+def _read_bool(value: Any) -> bool:
+    return bool(value)
+
+
+def _sqlite_rollback(cur: Any) -> None:
+    if not cur.connection.in_transaction:
+        return
+    cur.execute("ROLLBACK")
