@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -44,7 +45,10 @@ class FilingEngine:
     ) -> FilingEngine:
         """Open with a config path (default: FILING_CONFIG or ./config.toml) and optionally a
         database URL overriding it; `clock` returns the current UTC-aware instant."""
-        settings = settings or load_settings(config, database_url=database_url)
+        if settings is None:
+            settings = load_settings(config, database_url=database_url)
+        elif database_url is not None:
+            settings = replace(settings, database_url=database_url)
         engine = create_engine(settings)
         if migrate:
             upgrade(engine)

@@ -1,0 +1,134 @@
+"""Policies as data: parsed strictly from config.toml, inherited from the national default,
+every value citing its rule, refused at start with a message naming the key."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from states.catalogue import RULES
+from states.errors import PolicyConfigError
+from states.policy import NATIONAL, policy_for, policy_from_document
+from states.vocabulary import Channel, Kind
+from workflow.config import Settings, settings_from_mapping
+
+ROOT = Path(__file__).resolve().parents[1]
+RAW = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
+
+
+def _with(change: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(RAW)
+    change(raw)
+    return raw
+
+
+def _refused(raw: dict[str, Any]) -> PolicyConfigError:
+    with pytest.raises(PolicyConfigError) as caught:
+        settings_from_mapping(raw, environ={})
+    return caught.value
+
+
+def test_the_shipped_config_defines_the_five_policies(settings: Settings) -> None:
+    assert set(settings.policies) == {NATIONAL, "350200", "440700", "440300", "310000"}
+
+
+def test_a_region_inherits_what_it_does_not_override(settings: Settings) -> None:
+    xiamen, national = settings.policies["350200"], settings.policies[NATIONAL]
+    assert xiamen.long_term_cancel_lock_months == 3 and national.long_term_cancel_lock_months == 6
+    assert xiamen.temporary_validity_months == national.temporary_validity_months == 6
+    assert settings.policies["440700"].scope == "city" and xiamen.scope == "province"
+    assert Channel.MINI_PROGRAM in xiamen.instant_channels and not national.instant_channels
+
+
+def test_every_value_of_every_policy_cites_a_rule_that_exists(settings: Settings) -> None:
+    for policy in settings.policies.values():
+        assert policy.rules, policy.region
+        assert set(policy.rules.values()) <= set(RULES), policy.region
+
+
+def test_a_district_code_takes_its_city_policy_and_an_unknown_region_the_national_one(
+    settings: Settings,
+) -> None:
+    assert policy_for("350203", settings.policies).region == "350200"
+    assert policy_for("310104", settings.policies).region == "310000"
+    assert policy_for("110105", settings.policies).region == NATIONAL
+
+
+def test_a_stored_policy_rebuilds_to_the_same_content(settings: Settings) -> None:
+    for policy in settings.policies.values():
+        rebuilt = policy_from_document(policy.region, policy.to_document())
+        assert rebuilt == policy
+        assert rebuilt.content_hash() == policy.content_hash()
+
+
+def test_an_unknown_key_is_refused_naming_it() -> None:
+    err = _refused(_with(lambda r: r["policy"]["350200"].update(cancel_lok_months={"value": 3, "rule": "V2"})))
+    assert err.key == "policy.350200.cancel_lok_months" and "unknown key" in str(err)
+
+
+def test_a_bad_value_is_refused_naming_the_key() -> None:
+    err = _refused(_with(lambda r: r["policy"]["440700"].update(scope={"value": "county", "rule": "K8"})))
+    assert err.key == "policy.440700.scope" and "province" in err.problem
+
+
+def test_a_value_without_its_rule_id_is_refused() -> None:
+    err = _refused(_with(lambda r: r["policy"]["350200"].update(long_term_cancel_lock_months=3)))
+    assert err.key == "policy.350200.long_term_cancel_lock_months" and "rule" in err.problem
+
+
+def test_a_value_citing_the_wrong_rule_is_refused() -> None:
+    err = _refused(_with(lambda r: r["policy"]["350200"].update(long_term_cancel_lock_months={"value": 3, "rule": "K1"})))
+    assert err.key == "policy.350200.long_term_cancel_lock_months.rule"
+
+
+def test_an_unknown_document_or_channel_is_refused() -> None:
+    err = _refused(_with(lambda r: r["policy"][NATIONAL].update(documents_K4={"value": [["referal"]], "rule": "M5"})))
+    assert err.key == "policy.national.documents_K4" and "referal" in err.problem
+    err = _refused(_with(lambda r: r["policy"][NATIONAL].update(instant_channels={"value": ["fax"], "rule": "L1"})))
+    assert err.key == "policy.national.instant_channels"
+
+
+def test_the_national_default_must_set_every_value() -> None:
+    err = _refused(_with(lambda r: r["policy"][NATIONAL].pop("temporary_validity_months")))
+    assert err.key == "policy.national.temporary_validity_months"
+
+
+def test_a_region_must_be_a_six_digit_code_and_have_a_version() -> None:
+    err = _refused(_with(lambda r: r["policy"].update({"xiamen": {"version": "1", "title": "x"}})))
+    assert err.key == "policy.xiamen"
+    err = _refused(_with(lambda r: r["policy"]["350200"].pop("version")))
+    assert err.key == "policy.350200.version"
+
+
+def test_an_unknown_section_or_database_key_is_refused() -> None:
+    assert _refused(_with(lambda r: r.update(databse={}))).key == "databse"
+    assert _refused(_with(lambda r: r["database"].update(pool=3))).key == "database.pool"
+
+
+def test_holidays_for_a_later_year_are_read_from_config() -> None:
+    raw = _with(lambda r: r["calendar"].update(years={"2027": {"holidays": ["2027-10-01"], "workdays": ["2027-09-26"]}}))
+    settings = settings_from_mapping(raw, environ={})
+    assert settings.calendar_years[2027].holidays == frozenset({__import__("datetime").date(2027, 10, 1)})
+
+
+def test_a_holiday_outside_its_year_is_refused() -> None:
+    err = _refused(_with(lambda r: r["calendar"].update(years={"2027": {"holidays": ["2028-01-01"]}})))
+    assert err.key == "calendar.years.2027.holidays"
+
+
+def test_environment_overrides_the_database_and_secrets_come_from_it() -> None:
+    settings = settings_from_mapping(
+        RAW, environ={"FILING_DATABASE_URL": "sqlite:////tmp/x.db", "FILING_PERSON_KEY": "k"}
+    )
+    assert settings.database_url == "sqlite:////tmp/x.db"
+    assert settings.person_key == b"k" and not settings.person_key_is_development_default
+    assert settings_from_mapping(RAW, environ={}).person_key_is_development_default
+
+
+def test_every_kind_has_its_documents_in_every_policy(settings: Settings) -> None:
+    for policy in settings.policies.values():
+        assert set(policy.documents_by_kind) == set(Kind)
