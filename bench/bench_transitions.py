@@ -39,7 +39,7 @@ def floor(path: Path, count: int, synchronous: str) -> float:
     for i in range(count):
         fid = f"f{i:08d}"
         conn.execute("BEGIN IMMEDIATE")
-        state, version = conn.execute(
+        _state, version = conn.execute(
             "SELECT state, version FROM filing WHERE id = ?", (fid,)
         ).fetchone()
         conn.execute(
@@ -104,7 +104,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
         raw = floor(Path(tmp) / "floor.db", 2 * args.count, args.synchronous)
         api = engine_rate(Path(tmp) / "engine.db", args.count, args.synchronous)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    )
     print(f"synchronous={args.synchronous}, {2 * args.count} transitions")
     print(f"raw-SQL floor:   {raw:9.0f} transactions/s")
     print(f"engine (API):    {api:9.0f} transitions/s")

@@ -27,7 +27,9 @@ def missing_documents(
     (M2–M4); those stay listed by `waived_by_commitment` until supplied.
     """
     have = filing.documents if documents is None else documents
-    missing = [Missing(policy.rule("documents_all"), g) for g in policy.documents_all if not set(g) & have]
+    missing = [
+        Missing(policy.rule("documents_all"), g) for g in policy.documents_all if not set(g) & have
+    ]
     if not waived_by_commitment(policy, filing):
         missing += kind_documents_missing(policy, filing, have)
     if filing.student:
@@ -45,10 +47,14 @@ def missing_documents(
     return missing
 
 
-def kind_documents_missing(policy: Policy, filing: Filing, have: frozenset[Document]) -> list[Missing]:
+def kind_documents_missing(
+    policy: Policy, filing: Filing, have: frozenset[Document]
+) -> list[Missing]:
     key = f"documents_{filing.kind.value}"
     return [
-        Missing(policy.rule(key), g) for g in policy.documents_by_kind[filing.kind] if not set(g) & have
+        Missing(policy.rule(key), g)
+        for g in policy.documents_by_kind[filing.kind]
+        if not set(g) & have
     ]
 
 

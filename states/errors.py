@@ -44,7 +44,9 @@ class TransitionRefused(FilingError):
         self.rule_id = rule_id
         self.reason = reason
         self.inputs = dict(inputs or {})
-        super().__init__(f"filing {filing_id}: {event} refused in state {state} [{rule_id}]: {reason}")
+        super().__init__(
+            f"filing {filing_id}: {event} refused in state {state} [{rule_id}]: {reason}"
+        )
 
 
 class FilingNotFound(FilingError):

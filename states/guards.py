@@ -16,7 +16,7 @@ from states.documents import kind_documents_missing, missing_documents, waived_b
 from states.filing import Filing
 from states.periods import end_of_local_day
 from states.policy import Policy
-from states.vocabulary import Category, Document, ONLINE_CHANNELS
+from states.vocabulary import ONLINE_CHANNELS, Category, Document
 
 REASON_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -53,7 +53,10 @@ def documents_complete(a: Attempt) -> Denial | None:
     return Denial(
         missing[0].rule_id,
         "missing documents: " + "; ".join(f"{m.describe()} ({m.rule_id})" for m in missing),
-        {"missing": [list(m.any_of) for m in missing], "rules": sorted({m.rule_id for m in missing})},
+        {
+            "missing": [list(m.any_of) for m in missing],
+            "rules": sorted({m.rule_id for m in missing}),
+        },
     )
 
 
@@ -66,7 +69,8 @@ def consent_given(a: Attempt) -> Denial | None:
     ):
         return Denial(
             a.policy.rule("online_consent_required"),
-            "an online filing needs the notice (告知书) confirmed and the commitment (承诺书) signed",
+            "an online filing needs the notice (告知书) confirmed "
+            "and the commitment (承诺书) signed",
             {"channel": a.filing.channel.value},
         )
     return None

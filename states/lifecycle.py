@@ -83,7 +83,9 @@ def check_application(
             "by_commitment", "V6", "filing by commitment is only for long-term kinds where allowed"
         )
     if app.card_number is not None:
-        prefix = next((p for p in policy.replace_card_prefixes if app.card_number.startswith(p)), None)
+        prefix = next(
+            (p for p in policy.replace_card_prefixes if app.card_number.startswith(p)), None
+        )
         if prefix is not None:
             raise InvalidInput(
                 "card_number",

@@ -24,7 +24,7 @@ _RULE_ID = re.compile(r"^[A-Z]\d{1,2}$")
 _REGION = re.compile(r"^\d{6}$")
 
 Requirement = tuple[Document, ...]
-"""A group of documents of which any one will do (e.g. M4: posting certificate or labour contract)."""
+"""A group of documents any one of which will do (M4: posting certificate or labour contract)."""
 
 
 def _bool(v: Any) -> bool:
@@ -156,7 +156,9 @@ def parse_policies(raw: Mapping[str, Any]) -> dict[str, Policy]:
         if region == NATIONAL:
             continue
         if not _REGION.match(region):
-            raise PolicyConfigError(f"policy.{region}", "a region must be a six-digit GB/T 2260 code")
+            raise PolicyConfigError(
+                f"policy.{region}", "a region must be a six-digit GB/T 2260 code"
+            )
         policies[region] = _build(region, _parse_table(region, table, base))
     return policies
 

@@ -94,7 +94,8 @@ def _postgres_problem() -> str | None:
             conn.execute(sa.text("SELECT 1"))
         eng.dispose()
     except Exception as exc:  # any failure to connect means: no usable server here
-        return f"PostgreSQL at {sa.make_url(PG_URL).render_as_string()} not reachable: {type(exc).__name__}"
+        where = sa.make_url(PG_URL).render_as_string()
+        return f"PostgreSQL at {where} not reachable: {type(exc).__name__}"
     return None
 
 

@@ -41,6 +41,9 @@ def test_states_never_reads_the_clock() -> None:
     offenders = [
         p.name
         for p in (ROOT / "states").glob("*.py")
-        if any(s in p.read_text(encoding="utf-8") for s in ("datetime.now(", "date.today(", "time.time("))
+        if any(
+            s in p.read_text(encoding="utf-8")
+            for s in ("datetime.now(", "date.today(", "time.time(")
+        )
     ]
     assert offenders == []

@@ -66,12 +66,16 @@ def test_a_stored_policy_rebuilds_to_the_same_content(settings: Settings) -> Non
 
 
 def test_an_unknown_key_is_refused_naming_it() -> None:
-    err = _refused(_with(lambda r: r["policy"]["350200"].update(cancel_lok_months={"value": 3, "rule": "V2"})))
+    err = _refused(
+        _with(lambda r: r["policy"]["350200"].update(cancel_lok_months={"value": 3, "rule": "V2"}))
+    )
     assert err.key == "policy.350200.cancel_lok_months" and "unknown key" in str(err)
 
 
 def test_a_bad_value_is_refused_naming_the_key() -> None:
-    err = _refused(_with(lambda r: r["policy"]["440700"].update(scope={"value": "county", "rule": "K8"})))
+    err = _refused(
+        _with(lambda r: r["policy"]["440700"].update(scope={"value": "county", "rule": "K8"}))
+    )
     assert err.key == "policy.440700.scope" and "province" in err.problem
 
 
@@ -81,14 +85,32 @@ def test_a_value_without_its_rule_id_is_refused() -> None:
 
 
 def test_a_value_citing_the_wrong_rule_is_refused() -> None:
-    err = _refused(_with(lambda r: r["policy"]["350200"].update(long_term_cancel_lock_months={"value": 3, "rule": "K1"})))
+    err = _refused(
+        _with(
+            lambda r: r["policy"]["350200"].update(
+                long_term_cancel_lock_months={"value": 3, "rule": "K1"}
+            )
+        )
+    )
     assert err.key == "policy.350200.long_term_cancel_lock_months.rule"
 
 
 def test_an_unknown_document_or_channel_is_refused() -> None:
-    err = _refused(_with(lambda r: r["policy"][NATIONAL].update(documents_K4={"value": [["referal"]], "rule": "M5"})))
+    err = _refused(
+        _with(
+            lambda r: r["policy"][NATIONAL].update(
+                documents_K4={"value": [["referal"]], "rule": "M5"}
+            )
+        )
+    )
     assert err.key == "policy.national.documents_K4" and "referal" in err.problem
-    err = _refused(_with(lambda r: r["policy"][NATIONAL].update(instant_channels={"value": ["fax"], "rule": "L1"})))
+    err = _refused(
+        _with(
+            lambda r: r["policy"][NATIONAL].update(
+                instant_channels={"value": ["fax"], "rule": "L1"}
+            )
+        )
+    )
     assert err.key == "policy.national.instant_channels"
 
 
@@ -110,13 +132,21 @@ def test_an_unknown_section_or_database_key_is_refused() -> None:
 
 
 def test_holidays_for_a_later_year_are_read_from_config() -> None:
-    raw = _with(lambda r: r["calendar"].update(years={"2027": {"holidays": ["2027-10-01"], "workdays": ["2027-09-26"]}}))
+    raw = _with(
+        lambda r: r["calendar"].update(
+            years={"2027": {"holidays": ["2027-10-01"], "workdays": ["2027-09-26"]}}
+        )
+    )
     settings = settings_from_mapping(raw, environ={})
-    assert settings.calendar_years[2027].holidays == frozenset({__import__("datetime").date(2027, 10, 1)})
+    assert settings.calendar_years[2027].holidays == frozenset(
+        {__import__("datetime").date(2027, 10, 1)}
+    )
 
 
 def test_a_holiday_outside_its_year_is_refused() -> None:
-    err = _refused(_with(lambda r: r["calendar"].update(years={"2027": {"holidays": ["2028-01-01"]}})))
+    err = _refused(
+        _with(lambda r: r["calendar"].update(years={"2027": {"holidays": ["2028-01-01"]}}))
+    )
     assert err.key == "calendar.years.2027.holidays"
 
 

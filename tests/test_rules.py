@@ -27,8 +27,16 @@ from workflow import Actor, Channel, FilingEngine, InvalidInput, Role, Transitio
 from workflow.config import settings_from_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
-XIAMEN = {"insured_region": "350200", "id_number": id_number(2, region="350203"), "card_settlement_enabled": True}
-JIANGMEN = {"insured_region": "440700", "id_number": id_number(3, region="440703", born="20000101"), "treatment_region": "440100"}
+XIAMEN = {
+    "insured_region": "350200",
+    "id_number": id_number(2, region="350203"),
+    "card_settlement_enabled": True,
+}
+JIANGMEN = {
+    "insured_region": "440700",
+    "id_number": id_number(3, region="440703", born="20000101"),
+    "treatment_region": "440100",
+}
 
 
 def refused(action: Callable[[], object], rule: str) -> TransitionRefused:
@@ -49,7 +57,9 @@ def invalid(action: Callable[[], object], field: str, rule: str) -> InvalidInput
 
 
 @pytest.mark.parametrize("kind", ["K1", "K2", "K3"])
-def test_long_term_kinds_are_valid_indefinitely_under_the_national_policy(engine: FilingEngine, kind: str) -> None:
+def test_long_term_kinds_are_valid_indefinitely_under_the_national_policy(
+    engine: FilingEngine, kind: str
+) -> None:
     filing = effective(engine, kind=kind)
     assert filing.category.value == "long_term" and filing.valid_until is None
 
@@ -60,8 +70,12 @@ def test_temporary_kinds_are_valid_for_six_months(engine: FilingEngine, kind: st
     assert filing.category.value == "temporary" and filing.valid_until == date(2026, 9, 2)
 
 
-@pytest.mark.parametrize(("region", "place"), [("810000", "Hong Kong"), ("820000", "Macao"), ("710000", "Taiwan")])
-def test_hong_kong_macao_and_taiwan_are_never_covered(engine: FilingEngine, region: str, place: str) -> None:
+@pytest.mark.parametrize(
+    ("region", "place"), [("810000", "Hong Kong"), ("820000", "Macao"), ("710000", "Taiwan")]
+)
+def test_hong_kong_macao_and_taiwan_are_never_covered(
+    engine: FilingEngine, region: str, place: str
+) -> None:
     err = invalid(lambda: draft(engine, treatment_region=region), "treatment_region", "K7")
     assert place in str(err)
     assert engine.list_for_person(id_number(1, region="110105")) == []
@@ -72,13 +86,19 @@ def test_treatment_abroad_is_never_covered(engine: FilingEngine) -> None:
 
 
 def test_xiamen_care_inside_fujian_needs_no_filing(engine: FilingEngine) -> None:
-    err = invalid(lambda: draft(engine, **XIAMEN, treatment_region="350100"), "treatment_region", "K8")
+    err = invalid(
+        lambda: draft(engine, **XIAMEN, treatment_region="350100"), "treatment_region", "K8"
+    )
     assert "no filing" in str(err)
     assert draft(engine, **XIAMEN, treatment_region="440300").state.value == "draft"
 
 
 def test_jiangmen_files_for_care_outside_the_city_only(engine: FilingEngine) -> None:
-    invalid(lambda: draft(engine, **{**JIANGMEN, "treatment_region": "440703"}), "treatment_region", "K8")
+    invalid(
+        lambda: draft(engine, **{**JIANGMEN, "treatment_region": "440703"}),
+        "treatment_region",
+        "K8",
+    )
     assert draft(engine, **JIANGMEN).state.value == "draft"  # Guangzhou, same province
 
 
@@ -120,7 +140,9 @@ def test_only_the_agency_approves(engine: FilingEngine) -> None:
 
 
 @pytest.mark.parametrize("channel", [Channel.MINI_PROGRAM, Channel.COUNTER, Channel.PROVINCIAL_APP])
-def test_xiamen_online_and_counter_filings_take_effect_at_once(engine: FilingEngine, channel: Channel) -> None:
+def test_xiamen_online_and_counter_filings_take_effect_at_once(
+    engine: FilingEngine, channel: Channel
+) -> None:
     actor = Actor("p", Role.INSURED, channel)
     filing = engine.submit(draft(engine, **XIAMEN, actor=actor).id, actor)
     assert filing.state.value == "effective"
@@ -144,7 +166,9 @@ def test_a_draft_can_be_withdrawn_and_is_then_final(engine: FilingEngine) -> Non
     assert "final" in err.reason
 
 
-def test_a_person_sees_all_filings_and_the_effective_ones(engine: FilingEngine, clock: Clock) -> None:
+def test_a_person_sees_all_filings_and_the_effective_ones(
+    engine: FilingEngine, clock: Clock
+) -> None:
     person = id_number(1, region="110105")
     first = effective(engine)
     clock.advance(minutes=1)
@@ -157,7 +181,10 @@ def test_a_person_sees_all_filings_and_the_effective_ones(engine: FilingEngine, 
 
 def test_a_person_cancels_an_effective_filing_but_not_a_draft(engine: FilingEngine) -> None:
     refused(lambda: engine.cancel(draft(engine).id, PERSON), "L4")
-    assert engine.cancel(effective(engine, treatment_region="310000").id, PERSON).state.value == "cancelled"
+    assert (
+        engine.cancel(effective(engine, treatment_region="310000").id, PERSON).state.value
+        == "cancelled"
+    )
 
 
 def test_a_change_cancels_the_old_filing_and_submits_the_new_one(engine: FilingEngine) -> None:
@@ -184,7 +211,9 @@ def test_a_change_inside_the_lock_is_refused_and_creates_nothing(engine: FilingE
     assert engine.history(old.id)[-1]["outcome"] == "denied"
 
 
-def test_a_change_whose_replacement_is_refused_leaves_the_old_filing_effective(engine: FilingEngine) -> None:
+def test_a_change_whose_replacement_is_refused_leaves_the_old_filing_effective(
+    engine: FilingEngine,
+) -> None:
     old = effective(engine)
     err = refused(lambda: engine.change(
         old.id, id_number=id_number(1, region="110105"), kind="K4", insurance_type="employee",
@@ -206,21 +235,29 @@ def test_one_effective_filing_per_person_insurance_type_and_place(engine: Filing
     assert engine.approve(second.id, OFFICER).state.value == "effective"
 
 
-def test_one_effective_filing_is_configurable(open_engine: Callable[..., FilingEngine], sqlite_url: str) -> None:
+def test_one_effective_filing_is_configurable(
+    open_engine: Callable[..., FilingEngine], sqlite_url: str
+) -> None:
     raw = copy.deepcopy(tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8")))
     raw["policy"]["national"]["one_effective_per_scope"] = {"value": False, "rule": "L6"}
     raw["policy"]["national"]["version"] = "test-multi"
-    engine = open_engine(sqlite_url, settings=settings_from_mapping(raw, environ={"FILING_PERSON_KEY": "k"}))
+    engine = open_engine(
+        sqlite_url, settings=settings_from_mapping(raw, environ={"FILING_PERSON_KEY": "k"})
+    )
     effective(engine)
     assert effective(engine).state.value == "effective"
 
 
-def test_channel_and_on_behalf_are_recorded_on_the_filing_and_every_record(engine: FilingEngine) -> None:
+def test_channel_and_on_behalf_are_recorded_on_the_filing_and_every_record(
+    engine: FilingEngine,
+) -> None:
     family = Actor("family-7", Role.INSURED, Channel.NATIONAL_APP, on_behalf=True)
     filing = engine.submit(draft(engine, actor=family).id, family)
     assert filing.channel is Channel.NATIONAL_APP and filing.on_behalf
     records = engine.history(filing.id)
-    assert {(r["channel"], r["on_behalf"], r["actor_id"]) for r in records} == {("national_app", True, "family-7")}
+    assert {(r["channel"], r["on_behalf"], r["actor_id"]) for r in records} == {
+        ("national_app", True, "family-7")
+    }
 
 
 # --- §3 validity and the cancel lock ---------------------------------------------------------
@@ -287,7 +324,11 @@ def test_a_national_temporary_filing_can_be_cancelled_at_once(engine: FilingEngi
 
 @pytest.mark.parametrize(
     ("moment", "expires"),
-    [(local(2026, 9, 2, 23, 59), False), (local(2026, 9, 3, 0, 0), True), (local(2026, 9, 4), True)],
+    [
+        (local(2026, 9, 2, 23, 59), False),
+        (local(2026, 9, 3, 0, 0), True),
+        (local(2026, 9, 4), True),
+    ],
 )
 def test_a_temporary_filing_expires_after_its_last_valid_day(
     engine: FilingEngine, clock: Clock, moment: datetime, expires: bool
@@ -341,7 +382,12 @@ def test_only_long_term_kinds_may_file_by_commitment(engine: FilingEngine) -> No
         ("K6", ["declaration_form"], "M1", "identity"),
         ("K1", ["identity", "declaration_form", "residence_proof"], "M2", "household_register"),
         ("K2", ["identity", "declaration_form"], "M3", "residence_permit or residence_proof"),
-        ("K3", ["identity", "declaration_form"], "M4", "posting_certificate or local_employer_certificate or labour_contract"),
+        (
+            "K3",
+            ["identity", "declaration_form"],
+            "M4",
+            "posting_certificate or local_employer_certificate or labour_contract",
+        ),
         ("K4", ["identity", "declaration_form"], "M5", "referral_certificate"),
     ],
 )
@@ -354,9 +400,14 @@ def test_submit_is_refused_naming_each_missing_document(
     assert engine.get(filing.id).state.value == "draft"
 
 
-def test_any_one_of_the_posted_worker_documents_will_do_nationally_but_not_in_jiangmen(engine: FilingEngine) -> None:
+def test_any_one_of_the_posted_worker_documents_will_do_nationally_but_not_in_jiangmen(
+    engine: FilingEngine,
+) -> None:
     docs = ["identity", "declaration_form", "labour_contract"]
-    assert engine.submit(draft(engine, kind="K3", documents=docs).id, PERSON).state.value == "submitted"
+    assert (
+        engine.submit(draft(engine, kind="K3", documents=docs).id, PERSON).state.value
+        == "submitted"
+    )
     filing = draft(engine, **JIANGMEN, kind="K3", documents=docs)
     refused(lambda: engine.submit(filing.id, PERSON), "M4")
 
@@ -384,14 +435,20 @@ def test_a_xiamen_card_numbered_3502_must_be_replaced_first(engine: FilingEngine
     err = invalid(lambda: draft(engine, **XIAMEN, card_number="350200001234"), "card_number", "M9")
     assert "replace" in str(err) and "350200001234" not in str(err)
     assert draft(engine, **XIAMEN, card_number="A35020000123").state.value == "draft"
-    assert draft(engine, card_number="350200001234").state.value == "draft"  # national: no such rule
+    assert (
+        draft(engine, card_number="350200001234").state.value == "draft"
+    )  # national: no such rule
 
 
-def test_a_xiamen_first_filing_needs_the_card_settlement_function_confirmed(engine: FilingEngine) -> None:
+def test_a_xiamen_first_filing_needs_the_card_settlement_function_confirmed(
+    engine: FilingEngine,
+) -> None:
     unconfirmed = {**XIAMEN, "card_settlement_enabled": None}
     invalid(lambda: draft(engine, **unconfirmed), "card_settlement_enabled", "M10")
     draft(engine, **XIAMEN)
-    assert draft(engine, **unconfirmed, treatment_region="310000").state.value == "draft"  # not the first
+    assert (
+        draft(engine, **unconfirmed, treatment_region="310000").state.value == "draft"
+    )  # not the first
 
 
 def test_an_online_filing_needs_the_notice_and_commitment(engine: FilingEngine) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
 from states.vocabulary import FINAL_STATES, FilingState
-from tests.conftest import FULL_DOCUMENTS, OFFICER, PERSON, SYSTEM, ROOT, Clock, id_number
+from tests.conftest import FULL_DOCUMENTS, OFFICER, PERSON, ROOT, SYSTEM, Clock, id_number
 from workflow import Actor, FilingEngine, InvalidInput, TransitionRefused
 from workflow.config import load_settings
 
@@ -54,11 +54,13 @@ class Lifecycle(RuleBasedStateMachine):
         documents = FULL_DOCUMENTS[kind] if complete else ["identity"]
         if commitment and long_term:
             documents = ["identity", "declaration_form", "personal_commitment"]
+        region = "110105" if insured == "110000" else insured[:4] + "03"
         filing = self.engine.create(
-            id_number=id_number(person, region="110105" if insured == "110000" else insured[:4] + "03", born="20000101"),
+            id_number=id_number(person, region=region, born="20000101"),
             kind=kind, insurance_type="employee", insured_region=insured,
             treatment_region=REGIONS[insured], actor=PERSON, documents=documents,
-            by_commitment=commitment and long_term, consent_given=True, card_settlement_enabled=True,
+            by_commitment=commitment and long_term, consent_given=True,
+            card_settlement_enabled=True,
         )  # fmt: skip
         self.attempts += 1
         self.versions[filing.id] = filing.version
@@ -68,7 +70,16 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(
         filing_id=filings,
         event=st.sampled_from(
-            ["submit", "approve", "reject", "withdraw", "cancel", "expire", "stop_insurance", "supply_documents"]
+            [
+                "submit",
+                "approve",
+                "reject",
+                "withdraw",
+                "cancel",
+                "expire",
+                "stop_insurance",
+                "supply_documents",
+            ]
         ),
         who=st.sampled_from(sorted(ACTORS)),
     )

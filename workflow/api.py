@@ -1,15 +1,15 @@
 """The Python API a back-office imports: open once, then one call per command and query.
 
-    from workflow import FilingEngine, Actor
-    engine = FilingEngine.open("config.toml")
-    filing = engine.create(...)
+from workflow import FilingEngine, Actor
+engine = FilingEngine.open("config.toml")
+filing = engine.create(...)
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -19,7 +19,7 @@ import structlog
 from states.filing import Filing
 from states.lifecycle import Application
 from states.policy import Policy
-from states.vocabulary import Channel, Document, InsuranceType, Kind
+from states.vocabulary import Document, InsuranceType, Kind
 from workflow import audit
 from workflow.calendar import build_calendar
 from workflow.config import Settings, load_settings
@@ -109,7 +109,7 @@ class FilingEngine:
         return self._service.create(app, id_number, actor, Request.new(request_id, correlation_id))
 
     def submit(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
-        """Submit a draft: under review, or effective at once where the region's policy says (L1)."""
+        """Submit a draft: under review, or effective at once where the policy says so (L1)."""
         return self._fire(filing_id, "submit", actor, **kw)
 
     def approve(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
@@ -122,7 +122,9 @@ class FilingEngine:
     def withdraw(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
         return self._fire(filing_id, "withdraw", actor, **kw)
 
-    def cancel(self, filing_id: str, actor: Actor, *, reason: str | None = None, **kw: Any) -> Filing:
+    def cancel(
+        self, filing_id: str, actor: Actor, *, reason: str | None = None, **kw: Any
+    ) -> Filing:
         """Cancel an effective filing, refused inside the lock (V2, V4)."""
         return self._fire(filing_id, "cancel", actor, reason=reason, **kw)
 
@@ -245,7 +247,9 @@ def _application(
         try:
             return cls(value)
         except ValueError:
-            raise InvalidInput(field, rule, f"must be one of {', '.join(m.value for m in cls)}") from None
+            raise InvalidInput(
+                field, rule, f"must be one of {', '.join(m.value for m in cls)}"
+            ) from None
 
     docs = frozenset(enum(Document, d, "documents", "M1") for d in documents)
     return Application(

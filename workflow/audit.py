@@ -46,7 +46,9 @@ HASHED_FIELDS: tuple[str, ...] = (
 
 
 def canonical_inputs(inputs: Mapping[str, Any]) -> str:
-    return json.dumps(inputs, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return json.dumps(
+        inputs, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
+    )
 
 
 def record_hash(record: Mapping[str, Any]) -> str:

@@ -15,10 +15,17 @@ from workflow.audit import Checkpoint
 from workflow.config import load_settings
 from workflow.logs import configure_logging
 
-app = typer.Typer(help="Cross-region medical treatment filing (异地就医备案) engine.", no_args_is_help=True)
+app = typer.Typer(
+    help="Cross-region medical treatment filing (异地就医备案) engine.", no_args_is_help=True
+)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml (default: FILING_CONFIG or ./config.toml)")]
-DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="overrides config.toml and FILING_DATABASE_URL")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="config.toml (default: FILING_CONFIG or ./config.toml)"),
+]
+DatabaseOpt = Annotated[
+    str | None, typer.Option("--database-url", help="overrides config.toml and FILING_DATABASE_URL")
+]
 
 
 def _open(
@@ -33,7 +40,9 @@ def _open(
 def demo(
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
-    verbose: Annotated[bool, typer.Option(help="also show the log line of every transition")] = False,
+    verbose: Annotated[
+        bool, typer.Option(help="also show the log line of every transition")
+    ] = False,
 ) -> None:
     """Walk a few real filings through the engine and print their histories."""
     from workflow.demo import run_demo
@@ -73,7 +82,9 @@ def checkpoint(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> No
 
 @app.command()
 def verify(
-    against: Annotated[Path | None, typer.Option(help="a checkpoint JSON file from `filing checkpoint`")] = None,
+    against: Annotated[
+        Path | None, typer.Option(help="a checkpoint JSON file from `filing checkpoint`")
+    ] = None,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:

@@ -54,7 +54,9 @@ def load_settings(
         raise PolicyConfigError(str(config_path), "config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyConfigError(str(config_path), f"not valid TOML: {exc}") from None
-    return settings_from_mapping(raw, base_dir=config_path.parent, database_url=database_url, environ=env)
+    return settings_from_mapping(
+        raw, base_dir=config_path.parent, database_url=database_url, environ=env
+    )
 
 
 def settings_from_mapping(
@@ -72,14 +74,18 @@ def settings_from_mapping(
     log = _section(raw, "logging", {"format", "level"})
     cal = _section(raw, "calendar", {"years"})
 
-    url = database_url or env.get("FILING_DATABASE_URL") or str(db.get("url", "sqlite:///filings.db"))
+    url = (
+        database_url or env.get("FILING_DATABASE_URL") or str(db.get("url", "sqlite:///filings.db"))
+    )
     url = _anchor_sqlite_path(url, base_dir)
     synchronous = str(env.get("FILING_SQLITE_SYNCHRONOUS") or db.get("sqlite_synchronous", "FULL"))
     if synchronous.upper() not in _SYNCHRONOUS:
         raise PolicyConfigError("database.sqlite_synchronous", f"must be one of {_SYNCHRONOUS}")
     busy = db.get("busy_timeout_ms", 5000)
     if not isinstance(busy, int) or busy < 0:
-        raise PolicyConfigError("database.busy_timeout_ms", "must be a whole number of milliseconds")
+        raise PolicyConfigError(
+            "database.busy_timeout_ms", "must be a whole number of milliseconds"
+        )
     log_format = str(env.get("FILING_LOG_FORMAT") or log.get("format", "auto"))
     if log_format not in ("auto", "json", "console"):
         raise PolicyConfigError("logging.format", 'must be "auto", "json" or "console"')
@@ -117,13 +123,16 @@ def _calendar_years(raw: Any) -> dict[int, CalendarYear]:
         if not str(year_text).isdigit() or not isinstance(table, Mapping):
             raise PolicyConfigError(where, "must be a year with holidays and workdays lists")
         if set(table) - {"holidays", "workdays"}:
-            raise PolicyConfigError(f"{where}.{sorted(set(table) - {'holidays', 'workdays'})[0]}", "unknown key")
+            raise PolicyConfigError(
+                f"{where}.{sorted(set(table) - {'holidays', 'workdays'})[0]}", "unknown key"
+            )
         year = int(year_text)
         parsed: dict[str, frozenset[date]] = {}
         for key in ("holidays", "workdays"):
             try:
                 days = frozenset(
-                    d if isinstance(d, date) else date.fromisoformat(str(d)) for d in table.get(key, [])
+                    d if isinstance(d, date) else date.fromisoformat(str(d))
+                    for d in table.get(key, [])
                 )
             except ValueError as exc:
                 raise PolicyConfigError(f"{where}.{key}", f"not a date: {exc}") from None

@@ -1,5 +1,5 @@
 """Engines and schema. SQLite in WAL mode with `BEGIN IMMEDIATE` writes by default; PostgreSQL
-by URL. The schema is owned by Alembic (workflow/migrations); `upgrade` brings a database to head."""
+by URL. Alembic owns the schema (workflow/migrations); `upgrade` brings a database to head."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from states.errors import FilingError
+from states.vocabulary import Channel, Role
 from workflow.api import FilingEngine
 from workflow.service import Actor
-from states.vocabulary import Channel, Role
 
 # Example ID numbers: valid check digits, not real people.
 XIAMEN_PERSON = "35020319900101123X"
@@ -35,7 +35,10 @@ def run_demo(open_engine: Callable[[DemoClock], FilingEngine], say: Callable[[st
     person = Actor("wechat:demo-user", Role.INSURED, Channel.WECHAT_OFFICIAL_ACCOUNT)
     officer = Actor("officer:demo", Role.OFFICER, Channel.COUNTER, organisation="110000")
 
-    say("1. A Xiamen retiree moving to Shenzhen files online: effective at once (L1), no cancel for 3 months (V2).")
+    say(
+        "1. A Xiamen retiree moving to Shenzhen files online: effective at once (L1), "
+        "no cancel for 3 months (V2)."
+    )
     f = engine.create(
         id_number=XIAMEN_PERSON, kind="K1", insurance_type="employee",
         insured_region="350200", treatment_region="440300", actor=person,
@@ -43,7 +46,11 @@ def run_demo(open_engine: Callable[[DemoClock], FilingEngine], say: Callable[[st
         consent_given=True, card_settlement_enabled=True,
     )  # fmt: skip
     f = engine.submit(f.id, person)
-    say(f"   {f.id}: {f.state.value} from {f.effective_on}, valid {'indefinitely' if f.valid_until is None else 'until ' + str(f.valid_until)}, lock ends {f.lock_until}")
+    say(
+        f"   {f.id}: {f.state.value} from {f.effective_on}, "
+        f"valid {'until ' + str(f.valid_until) if f.valid_until else 'indefinitely'}, "
+        f"lock ends {f.lock_until}"
+    )
     clock.advance(60)
     _attempt(say, "   two months later, cancel", lambda: engine.cancel(f.id, person))
     clock.advance(35)
@@ -51,7 +58,10 @@ def run_demo(open_engine: Callable[[DemoClock], FilingEngine], say: Callable[[st
     say(f"   after the lock: {f.state.value}")
     _history(engine, f.id, say)
 
-    say("2. A Beijing employee going to Guangzhou for other temporary care: reviewed by the agency (L1), valid 6 months (V3).")
+    say(
+        "2. A Beijing employee going to Guangzhou for other temporary care: "
+        "reviewed by the agency (L1), valid 6 months (V3)."
+    )
     g = engine.create(
         id_number=BEIJING_PERSON, kind="K6", insurance_type="employee",
         insured_region="110000", treatment_region="440100", actor=officer,
@@ -69,7 +79,11 @@ def run_demo(open_engine: Callable[[DemoClock], FilingEngine], say: Callable[[st
         documents=["identity", "declaration_form"],
     )  # fmt: skip
     engine.submit(second.id, officer)
-    _attempt(say, "   approving a second filing for the same place", lambda: engine.approve(second.id, officer))
+    _attempt(
+        say,
+        "   approving a second filing for the same place",
+        lambda: engine.approve(second.id, officer),
+    )
     _history(engine, g.id, say)
 
     say("3. Care inside the insured province needs no filing (K8):")

@@ -20,7 +20,7 @@ def normalise_id_number(id_number: str, field: str = "id_number") -> str:
         return str(ric.validate(id_number))
     except ValidationError as exc:
         # The message names the field and the check, never the number itself.
-        raise InvalidInput(field, "M1", f"not a valid resident ID number ({exc.message})") from None
+        raise InvalidInput(field, "M1", f"not a valid resident ID number ({exc})") from None
 
 
 def mask(number: str, keep_start: int = 4, keep_end: int = 4) -> str:

@@ -10,6 +10,7 @@ exist to bypass the rules. A failing guard in transitions only returns False; he
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from transitions import Machine
@@ -64,7 +65,10 @@ class FilingMachine:
         )
         for t in TRANSITIONS:
             # The routing condition first, so only the guards of the chosen row can deny.
-            conditions = ([t.when] if t.when else []) + list(t.guards)
+            conditions: list[str | Callable[..., bool | None]] = [
+                *([t.when] if t.when else []),
+                *t.guards,
+            ]
             self._machine.add_transition(t.event, t.source, t.dest, conditions=conditions)
         self._rows = {(t.event, t.source, t.dest): t for t in TRANSITIONS}
         self._sources = {(t.event, t.source) for t in TRANSITIONS}
@@ -75,9 +79,13 @@ class FilingMachine:
         if rule is None:
             raise ValueError(f"unknown event {event!r}")
         if role not in EVENT_ROLES[event]:
-            return Fired(None, Denial(rule, f"the {role.value} role may not {event}", {"role": role.value}))
+            return Fired(
+                None, Denial(rule, f"the {role.value} role may not {event}", {"role": role.value})
+            )
         if (event, state) not in self._sources:
-            return Fired(None, Denial(rule, wrong_state_reason(event, state), {"state": state.value}))
+            return Fired(
+                None, Denial(rule, wrong_state_reason(event, state), {"state": state.value})
+            )
         subject = _Subject(attempt)
         if not self._machine.events[event].trigger(subject):
             denial = subject.denial or Denial(rule, "no rule allowed it", {})

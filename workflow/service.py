@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 import structlog
@@ -31,7 +31,16 @@ from states.lifecycle import Application, apply_effects, check_application
 from states.periods import WorkCalendar, end_of_local_day, local_date
 from states.policy import Policy, policy_for, policy_from_document
 from states.table import Transition
-from states.vocabulary import Category, Channel, Document, FilingState, InsuranceType, Kind, Outcome, Role
+from states.vocabulary import (
+    Category,
+    Channel,
+    Document,
+    FilingState,
+    InsuranceType,
+    Kind,
+    Outcome,
+    Role,
+)
 from workflow import audit
 from workflow.config import Settings
 from workflow.identity import mask, normalise_id_number, person_key, region_exists
@@ -88,7 +97,9 @@ _ENTERS_EFFECTIVE = frozenset({"submit", "approve"})
 
 def _insert_sql(table: sa.Table, skip: tuple[str, ...] = ()) -> str:
     cols = [c.name for c in table.columns if c.name not in skip]
-    return f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})"
+    return (
+        f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})"
+    )
 
 
 _INSERT_FILING = _insert_sql(filing_t)
@@ -195,8 +206,13 @@ class FilingService:
         today = local_date(now)
         policy = policy_for(application.insured_region, self.settings.policies)
         with self.store.write() as tx:
-            first = tx.one("SELECT id FROM filing_record WHERE person_key = :k LIMIT 1", {"k": key}) is None
-            check_application(application, policy, today, first_filing=first, region_exists=region_exists)
+            first = (
+                tx.one("SELECT id FROM filing_record WHERE person_key = :k LIMIT 1", {"k": key})
+                is None
+            )
+            check_application(
+                application, policy, today, first_filing=first, region_exists=region_exists
+            )
             self._pin(tx, policy.region, policy)
             filing = Filing(
                 id=_new_id(now),
@@ -223,7 +239,8 @@ class FilingService:
             tx.run(_INSERT_FILING, self._row(filing, policy))
             record = self._audit(
                 tx, filing, "create", None, FilingState.DRAFT, Outcome.APPLIED, None,
-                "filing drafted", {"kind": filing.kind.value, "treatment_region": filing.treatment_region},
+                "filing drafted",
+                {"kind": filing.kind.value, "treatment_region": filing.treatment_region},
                 actor, request, now,
             )  # fmt: skip
         self._log_applied(filing, "create", None, record, request)
@@ -248,9 +265,13 @@ class FilingService:
                     filing, policy = self._load(tx, filing_id)
                     if expected_version is not None and filing.version != expected_version:
                         raise ConcurrentUpdate(filing_id, expected_version)
-                    outcome = self._fire_in(tx, filing, policy, event, actor, request, reason, supplied)
+                    outcome = self._fire_in(
+                        tx, filing, policy, event, actor, request, reason, supplied
+                    )
                     if isinstance(outcome, Denial):
-                        denied = self._audit_denial(tx, filing, policy, event, outcome, actor, request)
+                        denied = self._audit_denial(
+                            tx, filing, policy, event, outcome, actor, request
+                        )
             except ConcurrentUpdate:
                 if expected_version is not None or attempt_no == MAX_ATTEMPTS - 1:
                     raise
@@ -285,14 +306,26 @@ class FilingService:
                 with self.store.write() as tx:
                     old, old_policy = self._load(tx, filing_id)
                     if old.person_key != key:
-                        raise InvalidInput("id_number", "L5", "a change replaces a filing of the same person")
-                    outcome = self._fire_in(tx, old, old_policy, "change", actor, request, "change", frozenset())
+                        raise InvalidInput(
+                            "id_number", "L5", "a change replaces a filing of the same person"
+                        )
+                    outcome = self._fire_in(
+                        tx, old, old_policy, "change", actor, request, "change", frozenset()
+                    )
                     if isinstance(outcome, Denial):
-                        denied = self._audit_denial(tx, old, old_policy, "change", outcome, actor, request)
+                        denied = self._audit_denial(
+                            tx, old, old_policy, "change", outcome, actor, request
+                        )
                     else:
                         now = self._now()
                         policy = policy_for(application.insured_region, self.settings.policies)
-                        check_application(application, policy, local_date(now), first_filing=False, region_exists=region_exists)
+                        check_application(
+                            application,
+                            policy,
+                            local_date(now),
+                            first_filing=False,
+                            region_exists=region_exists,
+                        )
                         self._pin(tx, policy.region, policy)
                         new = replace(
                             old,
@@ -326,17 +359,26 @@ class FilingService:
                         tx.run(_INSERT_FILING, self._row(new, policy))
                         self._audit(
                             tx, new, "create", None, FilingState.DRAFT, Outcome.APPLIED, "L5",
-                            f"replacement for filing {old.id}", {"supersedes": old.id}, actor, request, now,
+                            f"replacement for filing {old.id}", {"supersedes": old.id},
+                            actor, request, now,
                         )  # fmt: skip
-                        sub = self._fire_in(tx, new, policy, "submit", actor, request, None, frozenset())
+                        sub = self._fire_in(
+                            tx, new, policy, "submit", actor, request, None, frozenset()
+                        )
                         if isinstance(sub, Denial):
                             # Nothing of the change may remain: undo, then record the refusal.
                             raise _ChangeRefused(sub)
             except _ChangeRefused as refused:
                 with self.store.write() as tx:
                     old, old_policy = self._load(tx, filing_id)
-                    denial = Denial(refused.denial.rule_id, "the replacement filing was refused: " + refused.denial.reason, refused.denial.inputs)
-                    denied = self._audit_denial(tx, old, old_policy, "change", denial, actor, request)
+                    denial = Denial(
+                        refused.denial.rule_id,
+                        "the replacement filing was refused: " + refused.denial.reason,
+                        refused.denial.inputs,
+                    )
+                    denied = self._audit_denial(
+                        tx, old, old_policy, "change", denial, actor, request
+                    )
                 self._refuse(old, "change", denial, denied, request)
             except (ConcurrentUpdate, self.store.integrity_error):
                 if attempt_no == MAX_ATTEMPTS - 1:
@@ -344,7 +386,12 @@ class FilingService:
                 continue
             if isinstance(outcome, Denial):
                 self._refuse(old, "change", outcome, denied, request)
-            self.log.info("filing.changed", filing_id=old.id, replacement_id=new.id, request_id=request.request_id)
+            self.log.info(
+                "filing.changed",
+                filing_id=old.id,
+                replacement_id=new.id,
+                request_id=request.request_id,
+            )
             return old, new
         raise AssertionError("unreachable")
 
@@ -467,8 +514,13 @@ class FilingService:
         )  # fmt: skip
 
     def _refuse(
-        self, filing: Filing, event: str, denial: Denial, record: Mapping[str, Any], request: Request
-    ) -> None:
+        self,
+        filing: Filing,
+        event: str,
+        denial: Denial,
+        record: Mapping[str, Any],
+        request: Request,
+    ) -> NoReturn:
         self.log.info(
             "filing.transition_denied",
             filing_id=filing.id,
@@ -669,5 +721,3 @@ def _filing_from_row(r: Mapping[str, Any]) -> Filing:
         supersedes=r["supersedes"],
         reason=r["reason"],
     )
-
-

@@ -144,7 +144,7 @@ class PolicyRecord(SQLModel, table=True):
     first_used_at: datetime = _instant()
 
 
-filing_t: sa.Table = FilingRecord.__table__  # type: ignore[assignment]
-audit_t: sa.Table = AuditRecord.__table__  # type: ignore[assignment]
-deadline_t: sa.Table = DeadlineRecord.__table__  # type: ignore[assignment]
-policy_t: sa.Table = PolicyRecord.__table__  # type: ignore[assignment]
+filing_t: sa.Table = FilingRecord.__table__  # type: ignore[attr-defined]
+audit_t: sa.Table = AuditRecord.__table__  # type: ignore[attr-defined]
+deadline_t: sa.Table = DeadlineRecord.__table__  # type: ignore[attr-defined]
+policy_t: sa.Table = PolicyRecord.__table__  # type: ignore[attr-defined]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-from workflow.tables import SQLModel
+from sqlmodel import SQLModel
+
+import workflow.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config
 engine = config.attributes["engine"]
