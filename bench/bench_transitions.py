@@ -15,6 +15,7 @@ import argparse
 import os
 import platform
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -99,18 +100,23 @@ def _id_number(i: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000, help="filings (transitions: twice this)")
+    parser.add_argument("--rounds", type=int, default=3, help="floor/engine pairs (medians)")
     parser.add_argument("--synchronous", default="FULL", choices=["OFF", "NORMAL", "FULL"])
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
-        raw = floor(Path(tmp) / "floor.db", 2 * args.count, args.synchronous)
-        api = engine_rate(Path(tmp) / "engine.db", args.count, args.synchronous)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
     )
-    print(f"synchronous={args.synchronous}, {2 * args.count} transitions")
-    print(f"raw-SQL floor:   {raw:9.0f} transactions/s")
-    print(f"engine (API):    {api:9.0f} transitions/s")
+    print(f"synchronous={args.synchronous}, {2 * args.count} transitions per round")
+    floors, engines = [], []
+    for n in range(args.rounds):
+        with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
+            floors.append(floor(Path(tmp) / "floor.db", 2 * args.count, args.synchronous))
+            engines.append(engine_rate(Path(tmp) / "engine.db", args.count, args.synchronous))
+        print(f"round {n + 1}: floor {floors[-1]:7.0f}/s  engine {engines[-1]:7.0f}/s")
+    raw, api = statistics.median(floors), statistics.median(engines)
+    print(f"raw-SQL floor:   {raw:9.0f} transactions/s (median)")
+    print(f"engine (API):    {api:9.0f} transitions/s (median)")
     print(f"ratio:           {api / raw:9.2f}  (target >= 0.50)")
 
 

@@ -39,7 +39,9 @@ class Attempt:
     today: date  # local date (Asia/Shanghai) of `now`
     reason: str | None = None
     supplied: frozenset[Document] = frozenset()
-    other_effective: int = 0  # other effective filings in the same L6 scope
+    # How many other filings are effective in the same L6 scope. Asked only by the guard that
+    # needs it, so transitions that cannot make a filing effective never pay for the query.
+    other_effective: Callable[[], int] = lambda: 0
 
 
 Guard = Callable[[Attempt], Denial | None]
@@ -78,7 +80,7 @@ def consent_given(a: Attempt) -> Denial | None:
 
 def one_effective_per_scope(a: Attempt) -> Denial | None:
     """L6: one effective filing per person, insurance type and treatment region."""
-    if a.policy.one_effective_per_scope and a.other_effective > 0:
+    if a.policy.one_effective_per_scope and a.other_effective() > 0:
         return Denial(
             a.policy.rule("one_effective_per_scope"),
             "the person already has an effective filing for this insurance type and treatment "

@@ -154,8 +154,12 @@ def stream(tx: Tx) -> Iterator[Mapping[str, Any]]:
 
 
 def head(tx: Tx) -> Checkpoint:
-    last = tx.one(_LAST)
+    """Count and head hash, read in one statement so that both come from one snapshot (under
+    READ COMMITTED two statements could straddle another transaction's commit)."""
+    last = tx.one(
+        "SELECT (SELECT count(*) FROM audit_record) AS n, hash "
+        "FROM audit_record ORDER BY seq DESC LIMIT 1"
+    )
     if last is None:
         return Checkpoint(0, GENESIS_HASH)
-    count = tx.scalar("SELECT count(*) FROM audit_record")
-    return Checkpoint(int(count), last["hash"])
+    return Checkpoint(int(last["n"]), last["hash"])

@@ -9,8 +9,8 @@ exist to bypass the rules. A failing guard in transitions only returns False; he
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from transitions import Machine

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -79,7 +78,7 @@ class Request:
 
     @classmethod
     def new(cls, request_id: str | None = None, correlation_id: str | None = None) -> Request:
-        rid = request_id or uuid.uuid4().hex
+        rid = request_id or secrets.token_hex(16)
         return cls(rid, correlation_id or rid)
 
 
@@ -92,9 +91,6 @@ class Deadline:
     rule_id: str
 
 
-_ENTERS_EFFECTIVE = frozenset({"submit", "approve"})
-
-
 def _insert_sql(table: sa.Table, skip: tuple[str, ...] = ()) -> str:
     cols = [c.name for c in table.columns if c.name not in skip]
     return (
@@ -103,7 +99,7 @@ def _insert_sql(table: sa.Table, skip: tuple[str, ...] = ()) -> str:
 
 
 _INSERT_FILING = _insert_sql(filing_t)
-_INSERT_DEADLINE = _insert_sql(deadline_t, skip=("id",))
+_INSERT_DEADLINE = _insert_sql(deadline_t)
 _INSERT_POLICY = _insert_sql(policy_t)
 # Only what a transition can change: SQLite rewrites every index whose columns are SET.
 _MUTABLE = (
@@ -411,11 +407,16 @@ class FilingService:
         """Guards, state change, version bump, deadlines and audit, inside `tx`.
         Returns the denial instead when a rule refuses (the caller records it)."""
         now = self._now()
-        other = 0
         key = _exclusive_key(filing, policy)
-        if event in _ENTERS_EFFECTIVE and key is not None:
-            other = tx.scalar(_COUNT_OTHER_EFFECTIVE, {"k": key, "id": filing.id})
-        attempt = Attempt(filing, policy, event, now, local_date(now), reason, supplied, other)
+
+        def other_effective() -> int:
+            if key is None:
+                return 0
+            return int(tx.scalar(_COUNT_OTHER_EFFECTIVE, {"k": key, "id": filing.id}))
+
+        attempt = Attempt(
+            filing, policy, event, now, local_date(now), reason, supplied, other_effective
+        )
         fired = self.machine.fire(event, attempt, actor.role)
         if fired.row is None:
             assert fired.denial is not None

@@ -136,12 +136,17 @@ class Tx:
             return {}
         if self._store.postgres:
             return params
+        if not any(type(v) in _CONVERTED for v in params.values()):
+            return params
         return {k: _bind_sqlite(v) for k, v in params.items()}
 
 
 @cache
 def _sql(sql: str, postgres: bool) -> str:
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%")) if postgres else sql
+
+
+_CONVERTED = frozenset({datetime, date})
 
 
 def _bind_sqlite(value: Any) -> Any:

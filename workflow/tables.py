@@ -109,23 +109,24 @@ class AuditRecord(SQLModel, table=True):
 
 
 class DeadlineRecord(SQLModel, table=True):
-    """A deadline is a row written with the transition that creates it (DESIGN)."""
+    """A deadline is a row written with the transition that creates it (DESIGN). Its key is
+    (subject, kind, due_at): the same deadline can never be written twice. On SQLite the table
+    is clustered on that key (WITHOUT ROWID), one B-tree fewer to write per transition."""
 
     __tablename__ = "deadline_record"
     __table_args__ = (
-        sa.UniqueConstraint("subject_id", "kind", "due_at", name="uq_deadline_subject_kind_due"),
         sa.Index(
             "ix_deadline_pending_due",
             "due_at",
             sqlite_where=sa.text("fired_at IS NULL"),
             postgresql_where=sa.text("fired_at IS NULL"),
         ),
+        {"sqlite_with_rowid": False},
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    subject_id: str = Field(max_length=32)
-    kind: str = Field(max_length=32)
-    due_at: datetime = _instant()
+    subject_id: str = Field(primary_key=True, max_length=32)
+    kind: str = Field(primary_key=True, max_length=32)
+    due_at: datetime = _instant(primary_key=True)
     fired_at: datetime | None = _instant(default=None)
     provisional: bool = False
     rule_id: str = Field(max_length=8)

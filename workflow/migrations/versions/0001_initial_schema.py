@@ -47,7 +47,6 @@ def upgrade() -> None:
 
     op.create_table(
         "deadline_record",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("subject_id", sa.String(length=32), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
@@ -55,8 +54,8 @@ def upgrade() -> None:
         sa.Column("provisional", sa.Boolean(), nullable=False),
         sa.Column("rule_id", sa.String(length=8), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("subject_id", "kind", "due_at", name="uq_deadline_subject_kind_due"),
+        sa.PrimaryKeyConstraint("subject_id", "kind", "due_at"),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("deadline_record", schema=None) as batch_op:
         batch_op.create_index(
