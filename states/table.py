@@ -73,3 +73,15 @@ def wrong_state_reason(event: str, state: FilingState) -> str:
         return f"the filing is {state.value}, a final state; nothing more can happen to it"
     sources = sorted({t.source.value for t in TRANSITIONS if t.event == event})
     return f"{event} applies to a filing that is {' or '.join(sources)}, not {state.value}"
+
+
+def mermaid() -> str:
+    """The state diagram, generated from the table (never drawn by hand)."""
+    lines = ["stateDiagram-v2", f"    [*] --> {FilingState.DRAFT.value}"]
+    for t in TRANSITIONS:
+        label = t.event + (f" [{t.when}]" if t.when else "")
+        if t.guards:
+            label += " / " + ", ".join(t.guards)
+        lines.append(f"    {t.source.value} --> {t.dest.value}: {label}")
+    lines += [f"    {s.value} --> [*]" for s in FilingState if s in FINAL_STATES]
+    return "\n".join(lines) + "\n"

@@ -24,6 +24,7 @@ from workflow import audit
 from workflow.calendar import build_calendar
 from workflow.config import Settings, load_settings
 from workflow.db import create_engine, upgrade
+from workflow.logs import configure_logging
 from workflow.service import Actor, Clock, Deadline, FilingService, Request, system_clock
 
 
@@ -49,6 +50,10 @@ class FilingEngine:
             settings = load_settings(config, database_url=database_url)
         elif database_url is not None:
             settings = replace(settings, database_url=database_url)
+        if not structlog.is_configured():
+            # An application that configured structlog keeps its own setup; otherwise log as
+            # config.toml says (JSON to stderr off a terminal), never onto stdout.
+            configure_logging(settings.log_format, settings.log_level, stdlib=False)
         engine = create_engine(settings)
         if migrate:
             upgrade(engine)

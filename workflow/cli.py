@@ -98,6 +98,14 @@ def verify(
     raise typer.Exit(0 if result.ok else 1)
 
 
+@app.command()
+def diagram() -> None:
+    """Print the filing state machine as a Mermaid diagram, generated from the table."""
+    from states.table import mermaid
+
+    typer.echo(mermaid(), nl=False)
+
+
 def main() -> None:
     try:
         app()

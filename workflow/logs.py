@@ -13,7 +13,13 @@ from typing import TextIO
 import structlog
 
 
-def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
+def configure_logging(
+    fmt: str = "auto", level: str = "info", stream: TextIO | None = None, *, stdlib: bool = True
+) -> None:
+    """Configure structlog; with `stdlib`, also route the standard library's loggers (SQLAlchemy,
+    Alembic, APScheduler, transitions) through the same renderer. Entry points (CLI, daemon)
+    take both; an engine embedded in an application that did not configure structlog only
+    configures structlog and leaves the application's stdlib logging alone."""
     out = stream or sys.stderr
     renderer: structlog.types.Processor
     if fmt == "console" or (fmt == "auto" and out.isatty()):
@@ -33,6 +39,8 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
+    if not stdlib:
+        return
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

@@ -1,0 +1,44 @@
+"""The documentation shows what the code does."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from states.table import mermaid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_state_diagram_in_architecture_md_is_the_generated_one() -> None:
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    assert "```mermaid\n" + mermaid() + "```" in text
+
+
+def _python_session() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Using it from Python", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_python_session_runs_as_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FILING_PERSON_KEY", "readme")
+    exec(compile(_python_session(), "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "effective 2026-03-02 2026-06-02"
+    assert out[1] == "V2 2026-06-02"
+    assert "the lock ends on 2026-06-02" in out[2]
+    assert out[3] == "cancelled"
+    assert [line.split()[1:4] for line in out[4:8]] == [
+        ["create", "applied", "None"],
+        ["submit", "applied", "L1"],
+        ["cancel", "denied", "V2"],
+        ["cancel", "applied", "L4"],
+    ]
+    assert out[-1] == "True"
