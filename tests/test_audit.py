@@ -9,6 +9,7 @@ Tampering needs the append-only triggers gone first, as it would for an attacker
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -16,17 +17,16 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import FULL_DOCUMENTS, OFFICER, PERSON, SYSTEM, draft, effective, id_number
-from workflow import Checkpoint, FilingEngine, TransitionRefused
-from workflow import audit
+from workflow import Checkpoint, FilingEngine, TransitionRefused, audit
 from workflow.store import Tx
 from workflow.tables import AuditRecord, DeadlineRecord, FilingRecord, PolicyRecord
 
-AUDIT: sa.Table = AuditRecord.__table__  # type: ignore[assignment]
-FILING: sa.Table = FilingRecord.__table__  # type: ignore[assignment]
-DEADLINE: sa.Table = DeadlineRecord.__table__  # type: ignore[assignment]
-POLICY: sa.Table = PolicyRecord.__table__  # type: ignore[assignment]
+AUDIT: sa.Table = AuditRecord.__table__  # type: ignore[attr-defined]
+FILING: sa.Table = FilingRecord.__table__  # type: ignore[attr-defined]
+DEADLINE: sa.Table = DeadlineRecord.__table__  # type: ignore[attr-defined]
+POLICY: sa.Table = PolicyRecord.__table__  # type: ignore[attr-defined]
 
-SQLITE_ONLY_TRIGGERS = ("audit_record_no_update", "audit_record_no_delete")
+SQLITE_TRIGGERS = ("audit_record_no_update", "audit_record_no_delete")
 POSTGRES_TRIGGER = "audit_record_no_change"
 
 
@@ -58,7 +58,7 @@ def _allow_tampering(engine: FilingEngine) -> None:
     if _postgres(engine):
         _execute(engine, f"DROP TRIGGER {POSTGRES_TRIGGER} ON audit_record")
     else:
-        _execute(engine, *(f"DROP TRIGGER {name}" for name in SQLITE_ONLY_TRIGGERS))
+        _execute(engine, *(f"DROP TRIGGER {name}" for name in SQLITE_TRIGGERS))
 
 
 def _set(engine: FilingEngine, seq: int, /, **values: Any) -> None:
@@ -111,9 +111,9 @@ def test_an_applied_transition_is_recorded_with_its_rule_actor_policy_and_reques
     assert _fields(approve, *RECORD_FIELDS) == {
         "event": "approve", "outcome": "applied", "rule_id": "L1",
         "from_state": "submitted", "to_state": "effective",
-        "actor_id": "officer-1", "actor_role": "officer", "actor_org": "agency-1", "channel": "counter",
-        "policy_region": "national", "policy_version": "2026.1",
-        "request_id": "r-2", "correlation_id": "r-2",  # the correlation id defaults to the request's
+        "actor_id": "officer-1", "actor_role": "officer", "actor_org": "agency-1",
+        "channel": "counter", "policy_region": "national", "policy_version": "2026.1",
+        "request_id": "r-2", "correlation_id": "r-2",  # defaults to the request id
     }  # fmt: skip
     assert approve["inputs"]["valid_until"] == "2026-09-02"
 
@@ -147,7 +147,8 @@ def test_cancelling_a_draft_is_denied_under_l4_and_recorded_with_the_request_ids
     assert refused.value.rule_id == "L4"
     record = any_engine.history(filing.id)[-1]
     assert _fields(record, "event", "outcome", "rule_id", "from_state", "to_state") == {
-        "event": "cancel", "outcome": "denied", "rule_id": "L4", "from_state": "draft", "to_state": None,
+        "event": "cancel", "outcome": "denied", "rule_id": "L4",
+        "from_state": "draft", "to_state": None,
     }  # fmt: skip
     assert (record["request_id"], record["correlation_id"]) == ("r-1", "c-1")
     assert record["reason"] == refused.value.reason
@@ -224,7 +225,7 @@ def test_each_record_chains_onto_the_one_before(any_engine: FilingEngine) -> Non
     records = _records(any_engine)
 
     assert records[0]["prev_hash"] == audit.GENESIS_HASH
-    for before, record in zip(records, records[1:], strict=False):
+    for before, record in itertools.pairwise(records):
         assert record["prev_hash"] == before["hash"]
     assert all(audit.record_hash(r) == r["hash"] for r in records)
 
@@ -344,8 +345,8 @@ def test_a_chain_rewritten_with_recomputed_hashes_is_detected_against_an_earlier
     for record in records:
         record["prev_hash"] = prev
         record["hash"] = prev = audit.record_hash(record)
-        _set(any_engine, record["seq"], prev_hash=record["prev_hash"], hash=record["hash"],
-             outcome=record["outcome"], to_state=record["to_state"], reason=record["reason"])  # fmt: skip
+        changed = ("prev_hash", "hash", "outcome", "to_state", "reason")
+        _set(any_engine, record["seq"], **{k: record[k] for k in changed})
 
     assert any_engine.verify().ok  # internally consistent: only a checkpoint can tell
     result = any_engine.verify(against=checkpoint)
@@ -471,7 +472,10 @@ def test_sqlite_refuses_to_overwrite_a_record_with_insert_or_replace(
     draft(engine)
     columns = [c.name for c in (AUDIT if table == "audit_record" else POLICY).columns]
     chosen = ", ".join("'forged'" if c == column else c for c in columns)
-    overwrite = f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) SELECT {chosen} FROM {table} WHERE {key}"
+    overwrite = (
+        f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
+        f"SELECT {chosen} FROM {table} WHERE {key}"
+    )
 
     with contextlib.suppress(sa.exc.DBAPIError):
         _execute(engine, overwrite)

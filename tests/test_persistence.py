@@ -39,15 +39,15 @@ from workflow import (
     PolicyConfigError,
     Role,
     TransitionRefused,
+    audit,
 )
-from workflow import audit
 from workflow.config import Settings, settings_from_mapping
 from workflow.db import alembic_config
 from workflow.service import FilingService
 from workflow.tables import FilingRecord, PolicyRecord
 
-FILING: sa.Table = FilingRecord.__table__  # type: ignore[assignment]
-POLICY: sa.Table = PolicyRecord.__table__  # type: ignore[assignment]
+FILING: sa.Table = FilingRecord.__table__  # type: ignore[attr-defined]
+POLICY: sa.Table = PolicyRecord.__table__  # type: ignore[attr-defined]
 TEST_ENV = {"FILING_PERSON_KEY": "test-person-key"}
 REGIONS = ("national", "350200", "440700", "440300", "310000")
 
@@ -451,9 +451,11 @@ def test_reopening_the_database_migrates_idempotently_and_keeps_everything(
     assert [(r["region"], r["version"], r["content_hash"]) for r in _policies(reopened)] == policies
     head = ScriptDirectory.from_config(alembic_config(reopened.sql_engine)).get_current_head()
     assert _versions(reopened) == [head]
-    with pytest.raises(sa.exc.DBAPIError, match="append-only"):  # the triggers are still there
-        with reopened.sql_engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM audit_record"))
+    with (
+        pytest.raises(sa.exc.DBAPIError, match="append-only"),  # the triggers are still there
+        reopened.sql_engine.begin() as conn,
+    ):
+        conn.execute(sa.text("DELETE FROM audit_record"))
     assert reopened.cancel(one.id, PERSON).version == 4
     assert reopened.verify(against=checkpoint).ok
 

@@ -96,17 +96,20 @@ class Tx:
     def postgres(self) -> bool:
         return self._store.postgres
 
+    def _execute(self, sql: str, params: Mapping[str, Any]) -> None:
+        self._cur.execute(sql, params)
+
     def run(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
-        self._cur.execute(_sql(sql, self._store.postgres), self._bind(params))
+        self._execute(_sql(sql, self._store.postgres), self._bind(params))
         return int(self._cur.rowcount)
 
     def one(self, sql: str, params: Mapping[str, Any] | None = None) -> Row | None:
-        self._cur.execute(_sql(sql, self._store.postgres), self._bind(params))
+        self._execute(_sql(sql, self._store.postgres), self._bind(params))
         row = self._cur.fetchone()
         return None if row is None else self._row(row)
 
     def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
-        self._cur.execute(_sql(sql, self._store.postgres), self._bind(params))
+        self._execute(_sql(sql, self._store.postgres), self._bind(params))
         row = self._cur.fetchone()
         return None if row is None else row[0]
 
@@ -116,7 +119,7 @@ class Tx:
     def iterate(
         self, sql: str, params: Mapping[str, Any] | None = None, batch: int = 2000
     ) -> Iterator[Row]:
-        self._cur.execute(_sql(sql, self._store.postgres), self._bind(params))
+        self._execute(_sql(sql, self._store.postgres), self._bind(params))
         while rows := self._cur.fetchmany(batch):
             for row in rows:
                 yield self._row(row)
