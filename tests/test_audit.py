@@ -456,12 +456,6 @@ def test_postgresql_refuses_to_truncate_the_pinned_policies(
     assert _rows(engine, POLICY) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG workflow/migrations/versions/0001_initial_schema.py _append_only (SQLite branch): "
-    "only BEFORE UPDATE/DELETE triggers; INSERT OR REPLACE deletes the old row without firing "
-    "DELETE triggers (recursive_triggers is off), so a record can be overwritten in place",
-)
 @pytest.mark.parametrize(("table", "key", "column"), [
     ("audit_record", "seq = 1", "reason"),
     ("policy_record", "region = 'national'", "content"),

@@ -367,12 +367,6 @@ def test_the_engine_reads_what_sqlalchemy_core_wrote(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG workflow/store.py Tx._row: on PostgreSQL instants come back in the session's "
-    "TimeZone (psycopg), not UTC; the SQLAlchemy path (tables.UTCDateTime) converts to UTC, "
-    "the driver-level store does not, so engine.get() returns +08:00 datetimes on such a server",
-)
 def test_instants_read_back_in_utc_whatever_the_postgresql_session_timezone(
     pg_url: str, open_engine: Callable[..., FilingEngine]
 ) -> None:

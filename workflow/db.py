@@ -21,7 +21,16 @@ def create_engine(settings: Settings) -> sa.Engine:
         return _sqlite_engine(url, settings)
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-    return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+
+    @sa.event.listens_for(engine, "connect")
+    def _utc_session(dbapi_conn: Any, _record: Any) -> None:
+        # Instants come back in the session's zone: make it UTC whatever the server's default.
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+        dbapi_conn.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: sa.URL, settings: Settings) -> sa.Engine:

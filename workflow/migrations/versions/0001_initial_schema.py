@@ -121,12 +121,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("region", "version"),
     )
 
-    _append_only("audit_record")
-    _append_only("policy_record")
+    _append_only("audit_record", ("seq",))
+    _append_only("policy_record", ("region", "version"))
 
 
-def _append_only(table: str) -> None:
-    """Rows of `table` can be inserted, never updated or deleted: the database refuses it."""
+def _append_only(table: str, key: tuple[str, ...]) -> None:
+    """Rows of `table` can be inserted, never updated or deleted: the database refuses it.
+
+    On SQLite, `INSERT OR REPLACE` deletes the old row without firing delete triggers, so an
+    insert whose key already exists is refused too."""
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             f"""CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger
@@ -147,6 +150,12 @@ def _append_only(table: str) -> None:
                 f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
                 f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
             )
+        same_key = " AND ".join(f"{c} = NEW.{c}" for c in key)
+        op.execute(
+            f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {same_key}) "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+        )
 
 
 def _drop_append_only(table: str) -> None:
@@ -155,7 +164,7 @@ def _drop_append_only(table: str) -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
         op.execute(f"DROP FUNCTION IF EXISTS {table}_append_only()")
     else:
-        for action in ("update", "delete"):
+        for action in ("update", "delete", "replace"):
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
 
 
