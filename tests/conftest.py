@@ -11,7 +11,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from stdnum.cn import ric
 from states.filing import Filing
 from states.periods import LOCAL_TZ
 from workflow import Actor, Channel, FilingEngine, Role
+from workflow.clock import ManualClock
 from workflow.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,23 +56,11 @@ def local(year: int, month: int, day: int, hour: int = 10, minute: int = 0) -> d
     return datetime(year, month, day, hour, minute, tzinfo=LOCAL_TZ).astimezone(UTC)
 
 
-class Clock:
-    """An injected clock the tests move by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, now: datetime) -> None:
-        self.now = now
+class Clock(ManualClock):
+    """The injected clock the tests move by hand, with local (Asia/Shanghai) wall-clock setters."""
 
     def to_local(self, day: date, hour: int = 10, minute: int = 0) -> None:
         self.now = local(day.year, day.month, day.day, hour, minute)
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture(autouse=True)

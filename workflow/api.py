@@ -22,10 +22,11 @@ from states.policy import Policy
 from states.vocabulary import Document, InsuranceType, Kind
 from workflow import audit
 from workflow.calendar import build_calendar
+from workflow.clock import system_clock
 from workflow.config import Settings, load_settings
 from workflow.db import create_engine, upgrade
 from workflow.logs import configure_logging
-from workflow.service import Actor, Clock, Deadline, FilingService, Request, system_clock
+from workflow.service import Actor, Clock, Deadline, FilingService, Request
 
 
 class FilingEngine:

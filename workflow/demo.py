@@ -6,11 +6,12 @@ It uses its own clock, moved forward by hand, so the dates it prints are the rul
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from states.errors import FilingError
 from states.vocabulary import Channel, Role
 from workflow.api import FilingEngine
+from workflow.clock import ManualClock
 from workflow.service import Actor
 
 # Example ID numbers: valid check digits, not real people.
@@ -18,19 +19,10 @@ XIAMEN_PERSON = "35020319900101123X"
 BEIJING_PERSON = "11010519491231002X"
 
 
-class DemoClock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, days: int) -> None:
-        self.now += timedelta(days=days)
-
-
-def run_demo(open_engine: Callable[[DemoClock], FilingEngine], say: Callable[[str], None]) -> None:
-    clock = DemoClock(datetime(2026, 3, 2, 1, 30, tzinfo=UTC))  # 09:30 in Xiamen
+def run_demo(
+    open_engine: Callable[[ManualClock], FilingEngine], say: Callable[[str], None]
+) -> None:
+    clock = ManualClock(datetime(2026, 3, 2, 1, 30, tzinfo=UTC))  # 09:30 in Xiamen
     engine = open_engine(clock)
     person = Actor("wechat:demo-user", Role.INSURED, Channel.WECHAT_OFFICIAL_ACCOUNT)
     officer = Actor("officer:demo", Role.OFFICER, Channel.COUNTER, organisation="110000")
@@ -51,9 +43,9 @@ def run_demo(open_engine: Callable[[DemoClock], FilingEngine], say: Callable[[st
         f"valid {'until ' + str(f.valid_until) if f.valid_until else 'indefinitely'}, "
         f"lock ends {f.lock_until}"
     )
-    clock.advance(60)
+    clock.advance(days=60)
     _attempt(say, "   two months later, cancel", lambda: engine.cancel(f.id, person))
-    clock.advance(35)
+    clock.advance(days=35)
     f = engine.cancel(f.id, person)
     say(f"   after the lock: {f.state.value}")
     _history(engine, f.id, say)

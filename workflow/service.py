@@ -11,7 +11,7 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
@@ -41,6 +41,7 @@ from states.vocabulary import (
     Role,
 )
 from workflow import audit
+from workflow.clock import system_clock
 from workflow.config import Settings
 from workflow.identity import mask, normalise_id_number, person_key, region_exists
 from workflow.machine import FilingMachine
@@ -49,10 +50,6 @@ from workflow.tables import audit_t, deadline_t, filing_t, policy_t
 
 Clock = Callable[[], datetime]
 MAX_ATTEMPTS = 5
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
