@@ -1,7 +1,7 @@
 """What a filing must be to be created, and what a transition changes on it.
 
 `check_application` refuses a bad application before anything is written (K7, K8, M9, M10,
-E2). `apply_effects` computes what entering a state means: the dates of validity and of the
+V1/V3 start dates). `apply_effects` computes what entering a state means: the dates of validity and of the
 cancel lock (V1–V4, C1, C2, C5) and the commitment entitlement (V6).
 """
 
@@ -16,7 +16,7 @@ from states.filing import Filing
 from states.guards import Attempt, commitment_pending
 from states.periods import validity_end
 from states.policy import Policy
-from states.regions import EXCLUDED_PROVINCES, province_of, same_area
+from states.regions import EXCLUDED_PROVINCES, is_province_level, province_of, same_area
 from states.table import Transition
 from states.vocabulary import Category, Channel, Document, FilingState, InsuranceType, Kind
 
@@ -61,7 +61,11 @@ def check_application(
             place = EXCLUDED_PROVINCES[province_of(code)]
             raise InvalidInput(name, "K7", f"filings never cover {place} (不含港澳台)")
         if not region_exists(code):
-            raise InvalidInput(name, "K8", f"{code} is not a GB/T 2260 region code")
+            raise InvalidInput(name, "K8", f"{code} is not a current GB/T 2260 region code")
+    if is_province_level(app.treatment_region):
+        raise InvalidInput(
+            "treatment_region", "K8", "name the city or county of treatment, not the province"
+        )
     if same_area(app.insured_region, app.treatment_region, policy.scope):
         where = "province" if policy.scope == "province" else "city"
         raise InvalidInput(
@@ -71,10 +75,12 @@ def check_application(
             f"({'省内' if where == 'province' else '市内'}异地就医无需备案)",
         )
     if app.start_date is not None and app.start_date < today:
+        # A filing starts today or later; starting before today is a retro filing (E2),
+        # which is tied to an admission and comes with the hospital-side paths.
         raise InvalidInput(
             "start_date",
-            "E2",
-            "a start date in the past is only for a retro filing tied to an admission",
+            "V3" if app.kind.category is Category.TEMPORARY else "V1",
+            "a filing cannot start before the day it is made",
         )
     if app.by_commitment and not (
         policy.commitment_allowed and app.kind.category is Category.LONG_TERM
@@ -117,15 +123,15 @@ def apply_effects(filing: Filing, row: Transition, attempt: Attempt) -> None:
 
 
 def _take_effect(filing: Filing, policy: Policy, today: date) -> None:
-    """V1–V4: validity counts from the start date, the lock from the day it took effect."""
+    """V1–V4: validity and the lock count from the day the filing takes effect: the day it is
+    approved (or submitted, where effect is instant), or its start date if that is later. A
+    review that takes days never shortens the validity the policy promises."""
     effective_on = max(today, filing.start_date)
     filing.effective_on = effective_on
     if filing.category is Category.LONG_TERM:
         validity, lock = policy.long_term_validity_months, policy.long_term_cancel_lock_months
     else:
         validity, lock = policy.temporary_validity_months, policy.temporary_cancel_lock_months
-    filing.valid_until = (
-        validity_end(filing.start_date, months=validity).last_day if validity else None
-    )
+    filing.valid_until = validity_end(effective_on, months=validity).last_day if validity else None
     filing.lock_until = validity_end(effective_on, months=lock).last_day if lock else None
     filing.entitlement_pending = commitment_pending(policy, filing)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -39,6 +39,22 @@ def _months(v: Any) -> int:
     return v
 
 
+def _long_term_validity(v: Any) -> int:
+    """V1: indefinite (0) or not shorter than a year."""
+    months = _months(v)
+    if 0 < months < 12:
+        raise ValueError("must be 0 (indefinite) or at least 12 months (V1: not shorter than a year)")
+    return months
+
+
+def _temporary_validity(v: Any) -> int:
+    """V3: at least six months (不少于6个月)."""
+    months = _months(v)
+    if months < 6:
+        raise ValueError("must be at least 6 months (V3: 不少于6个月)")
+    return months
+
+
 def _scope(v: Any) -> str:
     if v not in ("province", "city"):
         raise ValueError('must be "province" or "city"')
@@ -49,9 +65,12 @@ def _channels(v: Any) -> frozenset[Channel]:
     if not isinstance(v, list):
         raise ValueError("must be a list of channel names")
     try:
-        return frozenset(Channel(c) for c in v)
+        channels = frozenset(Channel(c) for c in v)
     except ValueError as exc:
         raise ValueError(f"unknown channel ({exc}); known: {', '.join(Channel)}") from None
+    if Channel.SYSTEM in channels:
+        raise ValueError("the engine's own channel files nothing")
+    return channels
 
 
 def _prefixes(v: Any) -> tuple[str, ...]:
@@ -74,9 +93,9 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], frozenset[str]]] = {
     "scope": (_scope, frozenset({"K8"})),
     "instant_channels": (_channels, frozenset({"L1"})),
     "one_effective_per_scope": (_bool, frozenset({"L6"})),
-    "long_term_validity_months": (_months, frozenset({"V1"})),
+    "long_term_validity_months": (_long_term_validity, frozenset({"V1"})),
     "long_term_cancel_lock_months": (_months, frozenset({"V2"})),
-    "temporary_validity_months": (_months, frozenset({"V3"})),
+    "temporary_validity_months": (_temporary_validity, frozenset({"V3"})),
     "temporary_cancel_lock_months": (_months, frozenset({"V4", "V2"})),
     "commitment_allowed": (_bool, frozenset({"V6"})),
     "replace_card_prefixes": (_prefixes, frozenset({"M9"})),
@@ -85,10 +104,13 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], frozenset[str]]] = {
     "documents_all": (_requirements, frozenset({"M1"})),
     "documents_student": (_requirements, frozenset({"M7"})),
     "documents_flexible_employment": (_requirements, frozenset({"M8"})),
+    # Each kind's own documents cite that kind's rule (K6 has none beyond M1).
     **{
-        f"documents_{k.value}": (_requirements, frozenset({"M2", "M3", "M4", "M5", "M6"}))
-        for k in Kind
-    },
+        f"documents_{kind}": (_requirements, frozenset({rule}))
+        for kind, rule in (
+            ("K1", "M2"), ("K2", "M3"), ("K3", "M4"), ("K4", "M5"), ("K5", "M6"), ("K6", "M1"),
+        )
+    },  # fmt: skip
 }
 _META = frozenset({"version", "title"})
 
@@ -117,6 +139,8 @@ class Policy:
     documents_by_kind: Mapping[Kind, tuple[Requirement, ...]]
     rules: Mapping[str, str] = field(repr=False)
     """key -> the rule id config.toml cites for it, for explanations and audit."""
+    filled_from_current: tuple[str, ...] = ()
+    """Keys a stored snapshot lacked (added to the schema later), taken from today's default."""
 
     def rule(self, key: str) -> str:
         return self.rules[key]
@@ -228,9 +252,23 @@ def _build(region: str, values: Mapping[str, tuple[Any, str]]) -> Policy:
     )
 
 
-def policy_from_document(region: str, doc: Mapping[str, Any]) -> Policy:
-    """Rebuild a pinned policy from its stored snapshot (the output of `Policy.to_document`)."""
-    return _build(region, _parse_table(region, doc, None))
+def policy_from_document(
+    region: str, doc: Mapping[str, Any], current_national: Policy | None = None
+) -> Policy:
+    """Rebuild a pinned policy from its stored snapshot (the output of `Policy.to_document`).
+
+    A snapshot written before a policy key existed lacks that key: the rule it configures did
+    not exist when the filing was made. Such keys take the current national default's value
+    and are listed in `filled_from_current`, so the gap is visible rather than fatal."""
+    stored = {k: v for k, v in doc.items() if k in _FIELDS or k in _META}
+    missing = sorted(set(_FIELDS) - set(stored))
+    if missing and current_national is None:
+        raise PolicyConfigError(f"policy.{region}.{missing[0]}", "missing from the stored snapshot")
+    base = None
+    if missing and current_national is not None:
+        base = _parse_table(NATIONAL, current_national.to_document(), None)
+    policy = _build(region, _parse_table(region, stored, base))
+    return replace(policy, filled_from_current=tuple(missing))
 
 
 def policy_for(region: str, policies: Mapping[str, Policy]) -> Policy:

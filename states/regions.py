@@ -20,11 +20,22 @@ def city_of(code: str) -> str:
     return code[:4]
 
 
+# Municipalities (Beijing, Tianjin, Shanghai, Chongqing): the province is the city.
+MUNICIPALITIES = frozenset({"11", "12", "31", "50"})
+
+
+def area_of(code: str) -> str:
+    """The treatment area a code belongs to: its city, or the whole municipality (L6, K8)."""
+    return province_of(code) if province_of(code) in MUNICIPALITIES else city_of(code)
+
+
+def is_province_level(code: str) -> bool:
+    """A province's own code (e.g. 440000), which names no city of treatment."""
+    return code.endswith("0000") and province_of(code) not in MUNICIPALITIES
+
+
 def same_area(insured: str, treatment: str, scope: str) -> bool:
     """True if treatment in `treatment` needs no filing for a person insured in `insured` (K8)."""
     if scope == "province":
         return province_of(insured) == province_of(treatment)
-    # Municipalities (11 Beijing, 12 Tianjin, 31 Shanghai, 50 Chongqing) are one city.
-    if province_of(insured) in {"11", "12", "31", "50"}:
-        return province_of(insured) == province_of(treatment)
-    return city_of(insured) == city_of(treatment)
+    return area_of(insured) == area_of(treatment)

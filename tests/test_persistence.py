@@ -224,7 +224,7 @@ def test_a_change_that_fails_half_way_leaves_the_old_filing_effective_and_no_new
     def fail_on_the_second_record(tx: Any, record: dict[str, Any]) -> dict[str, Any]:
         calls.append(record["event"])
         original(tx, record)
-        if len(calls) == 2:  # the old filing is cancelled and its record written
+        if len(calls) == 2:  # the replacement is drafted and submitted, its record written
             raise RuntimeError("disk full")
         return record
 
@@ -238,7 +238,7 @@ def test_a_change_that_fails_half_way_leaves_the_old_filing_effective_and_no_new
         )  # fmt: skip
 
     monkeypatch.undo()
-    assert calls == ["change", "create"]
+    assert calls == ["create", "submit"]
     assert any_engine.list_for_person(person(1)) == [old]
     assert any_engine.checkpoint() == checkpoint
 
@@ -487,7 +487,7 @@ def test_editing_a_policy_without_a_new_version_refuses_to_start(
     open_engine(db_url)
 
     with pytest.raises(PolicyConfigError) as refused:
-        open_engine(db_url, settings=_national_validity(config, 3))
+        open_engine(db_url, settings=_national_validity(config, 12))
 
     assert refused.value.key == "policy.national.version"
     assert "2026.1" in str(refused.value)
@@ -499,7 +499,7 @@ def test_a_region_inheriting_the_edited_value_needs_a_new_version_too(
     open_engine(db_url)
 
     with pytest.raises(PolicyConfigError) as refused:
-        open_engine(db_url, settings=_national_validity(config, 3, "national"))
+        open_engine(db_url, settings=_national_validity(config, 12, "national"))
 
     assert refused.value.key in {f"policy.{r}.version" for r in REGIONS[1:]}
 
@@ -520,12 +520,12 @@ def test_a_new_policy_version_applies_to_new_filings_and_pinned_ones_keep_theirs
     before = open_engine(db_url)
     old = draft(before, id_number=person(1))
 
-    after = open_engine(db_url, settings=_national_validity(config, 3, *REGIONS))
+    after = open_engine(db_url, settings=_national_validity(config, 12, *REGIONS))
     old_approved = after.approve(after.submit(old.id, PERSON).id, OFFICER)
     new_approved = effective(after, id_number=person(2))
 
     assert (old_approved.policy_version, old_approved.valid_until) == ("2026.1", date(2026, 9, 2))
     assert after.policy(old.id).temporary_validity_months == 6
-    assert (new_approved.policy_version, new_approved.valid_until) == ("2026.2", date(2026, 6, 2))
-    assert after.policy(new_approved.id).temporary_validity_months == 3
+    assert (new_approved.policy_version, new_approved.valid_until) == ("2026.2", date(2027, 3, 2))
+    assert after.policy(new_approved.id).temporary_validity_months == 12
     assert len(_policies(after)) == 2 * len(REGIONS)

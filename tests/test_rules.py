@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from states.filing import Filing
 from tests.conftest import (
     FULL_DOCUMENTS,
     OFFICER,
@@ -129,7 +130,8 @@ def test_national_filings_are_reviewed_then_approved(engine: FilingEngine) -> No
 
 def test_a_rejection_needs_a_reason_code(engine: FilingEngine) -> None:
     filing = engine.submit(draft(engine).id, PERSON)
-    refused(lambda: engine.reject(filing.id, OFFICER, reason="Missing the form!"), "L1")
+    invalid(lambda: engine.reject(filing.id, OFFICER, reason="Missing the form!"), "reason", "L1")
+    refused(lambda: engine._fire(filing.id, "reject", OFFICER), "L1")  # no reason at all
     rejected = engine.reject(filing.id, OFFICER, reason="missing_documents")
     assert (rejected.state.value, rejected.reason) == ("rejected", "missing_documents")
 
@@ -187,16 +189,61 @@ def test_a_person_cancels_an_effective_filing_but_not_a_draft(engine: FilingEngi
     )
 
 
-def test_a_change_cancels_the_old_filing_and_submits_the_new_one(engine: FilingEngine) -> None:
+def _change_to_shanghai(
+    engine: FilingEngine, old_id: str, **overrides: object
+) -> tuple[Filing, Filing]:
+    args: dict[str, object] = {
+        "id_number": id_number(1, region="110105"), "kind": "K6", "insurance_type": "employee",
+        "insured_region": "110000", "treatment_region": "310000", "actor": PERSON,
+        "documents": FULL_DOCUMENTS["K6"],
+    }  # fmt: skip
+    args.update(overrides)
+    return engine.change(old_id, **args)  # type: ignore[arg-type]
+
+
+def test_a_reviewed_change_cancels_the_old_filing_when_the_new_one_is_approved(
+    engine: FilingEngine,
+) -> None:
     old = effective(engine)
-    before, new = engine.change(
-        old.id, id_number=id_number(1, region="110105"), kind="K6", insurance_type="employee",
-        insured_region="110000", treatment_region="310000", actor=PERSON,
-        documents=FULL_DOCUMENTS["K6"],
-    )  # fmt: skip
-    assert before.state.value == "cancelled" and before.reason == "change"
+    before, new = _change_to_shanghai(engine, old.id)
+    assert before.state.value == "effective"  # still covered while the agency reviews
     assert new.state.value == "submitted" and new.supersedes == old.id
-    assert [h["event"] for h in engine.history(new.id)] == ["create", "submit"]
+    engine.approve(new.id, OFFICER)
+    cancelled = engine.get(old.id)
+    assert (cancelled.state.value, cancelled.reason) == ("cancelled", "change")
+    assert engine.history(old.id)[-1]["event"] == "change"
+    assert [h["event"] for h in engine.history(new.id)] == ["create", "submit", "approve"]
+
+
+def test_a_rejected_replacement_leaves_the_old_filing_effective(engine: FilingEngine) -> None:
+    old = effective(engine)
+    _, new = _change_to_shanghai(engine, old.id)
+    engine.reject(new.id, OFFICER, reason="not_eligible")
+    assert engine.get(old.id).state.value == "effective"
+
+
+def test_an_instant_change_in_the_same_city_replaces_the_old_filing_at_once(
+    engine: FilingEngine, clock: Clock
+) -> None:
+    old = engine.submit(draft(engine, **XIAMEN, kind="K1").id, PERSON)  # Shenzhen, 440300
+    same_city = {
+        **XIAMEN,
+        "kind": "K1",
+        "documents": FULL_DOCUMENTS["K1"],
+        "treatment_region": "440304",
+    }
+    refused(lambda: _change_to_shanghai(engine, old.id, **same_city), "V2")  # the 3-month lock
+    clock.to_local(date(2026, 6, 3))
+    before, new = _change_to_shanghai(engine, old.id, **same_city)
+    assert (before.state.value, new.state.value) == ("cancelled", "effective")
+    assert new.treatment_region == "440304" and new.supersedes == old.id
+
+
+def test_a_change_of_another_persons_filing_is_refused(engine: FilingEngine) -> None:
+    old = effective(engine)
+    invalid(lambda: _change_to_shanghai(engine, old.id, id_number=id_number(2, region="110105")),
+            "id_number", "L5")  # fmt: skip
+    assert engine.get(old.id).state.value == "effective"
 
 
 def test_a_change_inside_the_lock_is_refused_and_creates_nothing(engine: FilingEngine) -> None:
@@ -353,7 +400,7 @@ def test_validity_counts_from_a_future_start_date(engine: FilingEngine) -> None:
 
 
 def test_a_start_date_in_the_past_is_refused(engine: FilingEngine) -> None:
-    invalid(lambda: draft(engine, start_date=date(2026, 3, 1)), "start_date", "E2")
+    invalid(lambda: draft(engine, start_date=date(2026, 3, 1)), "start_date", "V3")
 
 
 def test_a_commitment_filing_is_effective_but_waits_for_documents(engine: FilingEngine) -> None:

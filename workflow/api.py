@@ -11,13 +11,16 @@ import os
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import structlog
 
+from states.errors import InvalidInput, PolicyConfigError
 from states.filing import Filing
 from states.lifecycle import Application
+from states.periods import WorkCalendar
 from states.policy import Policy
 from states.vocabulary import Document, InsuranceType, Kind
 from workflow import audit
@@ -27,6 +30,8 @@ from workflow.config import Settings, load_settings
 from workflow.db import create_engine, upgrade
 from workflow.logs import configure_logging
 from workflow.service import Actor, Clock, Deadline, FilingService, Request
+
+_E = TypeVar("_E", bound=StrEnum)
 
 
 class FilingEngine:
@@ -44,9 +49,14 @@ class FilingEngine:
         clock: Clock = system_clock,
         settings: Settings | None = None,
         migrate: bool = True,
+        read_only: bool = False,
     ) -> FilingEngine:
         """Open with a config path (default: FILING_CONFIG or ./config.toml) and optionally a
-        database URL overriding it; `clock` returns the current UTC-aware instant."""
+        database URL overriding it; `clock` returns the current UTC-aware instant.
+
+        `read_only` opens for queries and verification only (auditors): no migration, no
+        policy pinning, and every command refuses. A PostgreSQL database is not opened with the
+        development person key unless FILING_ALLOW_DEVELOPMENT_KEY=1."""
         if settings is None:
             settings = load_settings(config, database_url=database_url)
         elif database_url is not None:
@@ -55,11 +65,23 @@ class FilingEngine:
             # An application that configured structlog keeps its own setup; otherwise log as
             # config.toml says (JSON to stderr off a terminal), never onto stdout.
             configure_logging(settings.log_format, settings.log_level, stdlib=False)
+        if (
+            settings.person_key_is_development_default
+            and settings.database_url.startswith("postgresql")
+            and os.environ.get("FILING_ALLOW_DEVELOPMENT_KEY") != "1"
+        ):
+            raise PolicyConfigError(
+                "FILING_PERSON_KEY",
+                "a shared database needs a secret person key; set FILING_PERSON_KEY "
+                "(or FILING_ALLOW_DEVELOPMENT_KEY=1 for a throwaway database)",
+            )
         engine = create_engine(settings)
-        if migrate:
+        if migrate and not read_only:
             upgrade(engine)
-        service = FilingService(engine, settings, build_calendar(settings.calendar_years), clock)
-        service.pin_policies()
+        calendar = build_calendar(settings.calendar_years)
+        service = FilingService(engine, settings, calendar, clock, read_only=read_only)
+        if not read_only:
+            service.pin_policies()
         if settings.person_key_is_development_default:
             structlog.get_logger("workflow").warning(
                 "person_key.development_default",
@@ -70,6 +92,11 @@ class FilingEngine:
     @property
     def settings(self) -> Settings:
         return self._service.settings
+
+    @property
+    def calendar(self) -> WorkCalendar:
+        """The working-day calendar in force: chinese-calendar plus the years in config (C6)."""
+        return self._service.calendar
 
     @property
     def sql_engine(self) -> sa.Engine:
@@ -138,7 +165,7 @@ class FilingEngine:
         self, filing_id: str, actor: Actor, documents: Iterable[Document | str], **kw: Any
     ) -> Filing:
         """V6: complete a commitment filing; two-way entitlement starts once nothing is missing."""
-        supplied = frozenset(Document(d) for d in documents)
+        supplied = frozenset(_enum(Document, d, "documents", "V6") for d in documents)
         return self._fire(filing_id, "supply_documents", actor, supplied=supplied, **kw)
 
     def stop_insurance(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
@@ -165,16 +192,44 @@ class FilingEngine:
         student: bool = False,
         flexible_employment: bool = False,
         consent_given: bool = False,
+        card_number: str | None = None,
+        card_settlement_enabled: bool | None = None,
+        expected_version: int | None = None,
         request_id: str | None = None,
         correlation_id: str | None = None,
     ) -> tuple[Filing, Filing]:
-        """L5: cancel `filing_id` and submit its replacement in one transaction."""
+        """L5: file a replacement for `filing_id`, which is cancelled when the replacement takes
+        effect (at once where effect is instant, else on approval). Returns (old, new)."""
         app = _application(
             kind, insurance_type, insured_region, treatment_region, actor, start_date, documents,
-            by_commitment, student, flexible_employment, consent_given, None, None,
+            by_commitment, student, flexible_employment, consent_given, card_number,
+            card_settlement_enabled,
         )  # fmt: skip
         return self._service.change(
-            filing_id, app, id_number, actor, Request.new(request_id, correlation_id)
+            filing_id,
+            app,
+            id_number,
+            actor,
+            Request.new(request_id, correlation_id),
+            expected_version=expected_version,
+        )
+
+    def stop_insurance_for_person(
+        self,
+        id_number: str,
+        insurance_type: InsuranceType | str,
+        actor: Actor,
+        *,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> list[Filing]:
+        """停保: every open filing (draft, under review, effective) of the person under this
+        insurance type lapses, in one transaction. Returns the lapsed filings."""
+        return self._service.stop_insurance_for_person(
+            id_number,
+            _enum(InsuranceType, insurance_type, "insurance_type", "L6"),
+            actor,
+            Request.new(request_id, correlation_id),
         )
 
     def _fire(
@@ -247,20 +302,10 @@ def _application(
     card_number: str | None,
     card_settlement_enabled: bool | None,
 ) -> Application:
-    from states.errors import InvalidInput
-
-    def enum(cls: Any, value: Any, field: str, rule: str) -> Any:
-        try:
-            return cls(value)
-        except ValueError:
-            raise InvalidInput(
-                field, rule, f"must be one of {', '.join(m.value for m in cls)}"
-            ) from None
-
-    docs = frozenset(enum(Document, d, "documents", "M1") for d in documents)
+    docs = frozenset(_enum(Document, d, "documents", "M1") for d in documents)
     return Application(
-        kind=enum(Kind, kind, "kind", "K1"),
-        insurance_type=enum(InsuranceType, insurance_type, "insurance_type", "L6"),
+        kind=_enum(Kind, kind, "kind", "K1"),
+        insurance_type=_enum(InsuranceType, insurance_type, "insurance_type", "L6"),
         insured_region=insured_region,
         treatment_region=treatment_region,
         channel=actor.channel,
@@ -274,3 +319,10 @@ def _application(
         card_number=card_number,
         card_settlement_enabled=card_settlement_enabled,
     )
+
+
+def _enum(cls: type[_E], value: Any, field: str, rule: str) -> _E:
+    try:
+        return cls(value)
+    except ValueError:
+        raise InvalidInput(field, rule, f"must be one of {', '.join(cls)}") from None

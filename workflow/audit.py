@@ -18,7 +18,6 @@ from typing import Any
 from workflow.store import Tx
 
 GENESIS_HASH = "0" * 64
-_ADVISORY_LOCK_KEY = 0x6175646974  # "audit": serialises appends on PostgreSQL
 
 # The content a record's hash covers, in this order.
 HASHED_FIELDS: tuple[str, ...] = (
@@ -71,11 +70,10 @@ _LAST = "SELECT seq, hash FROM audit_record ORDER BY seq DESC LIMIT 1"
 def append(tx: Tx, record: dict[str, Any]) -> dict[str, Any]:
     """Chain `record` (all HASHED_FIELDS but seq and prev_hash) onto the trail, in `tx`.
 
-    On SQLite the write lock is already held (BEGIN IMMEDIATE); on PostgreSQL a
-    transaction-scoped advisory lock orders concurrent appenders, so the chain never forks.
+    Appenders never race: the write transaction holds SQLite's write lock (BEGIN IMMEDIATE) or
+    PostgreSQL's advisory write lock (workflow.store). The primary key on `seq` would refuse a
+    fork even so.
     """
-    if tx.postgres:
-        tx.run(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK_KEY})")
     last = tx.one(_LAST)
     if last is None:
         record["seq"], record["prev_hash"] = 1, GENESIS_HASH

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from functools import cache
 
 from stdnum import numdb
@@ -40,9 +41,17 @@ def _regions() -> numdb.NumDB:
     return numdb.get("cn/loc")
 
 
+_ENDED = re.compile(r"^\[\d*-\d{4}\]")  # e.g. "[1982-1999]昌平县": a code no longer in use
+
+
 def region_exists(code: str) -> bool:
-    """Whether a six-digit code is in the GB/T 2260 table that python-stdnum ships."""
+    """Whether a six-digit code is a current code of the GB/T 2260 table python-stdnum ships
+    (the table keeps abolished codes, marked with the years they were in use)."""
     if len(code) != 6 or not code.isdigit():
         return False
     parts = _regions().info(code)
-    return len(parts) == 2 and bool(parts[0][1]) and bool(parts[1][1])
+    if len(parts) != 2 or not parts[0][1] or not parts[1][1]:
+        return False
+    # Names in use over time, oldest first: "[1983-1989]上埗区办事处,[1990-]福田区".
+    latest = parts[1][1].get("county", "").split(",")[-1]
+    return not _ENDED.match(latest)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -25,11 +25,12 @@ from states.errors import (
     TransitionRefused,
 )
 from states.filing import Filing
-from states.guards import Attempt, Denial
+from states.guards import REASON_CODE, Attempt, Denial
 from states.lifecycle import Application, apply_effects, check_application
 from states.periods import WorkCalendar, end_of_local_day, local_date
-from states.policy import Policy, policy_for, policy_from_document
-from states.table import Transition
+from states.policy import NATIONAL, Policy, policy_for, policy_from_document
+from states.regions import area_of
+from states.table import WRONG_STATE_RULE, Transition
 from states.vocabulary import (
     Category,
     Channel,
@@ -84,6 +85,7 @@ class Deadline:
     kind: str
     due_at: datetime
     fired_at: datetime | None
+    outcome: str | None  # None: pending; "fired"; "retired" (the filing left its state first)
     provisional: bool
     rule_id: str
 
@@ -108,10 +110,16 @@ _UPDATE_FILING = (
     + ", ".join(f"{c} = :{c}" for c in _MUTABLE)
     + " WHERE id = :id AND version = :expected_version"
 )
-_COUNT_OTHER_EFFECTIVE = (
-    "SELECT count(*) FROM filing_record "
-    "WHERE exclusive_key = :k AND state = 'effective' AND id <> :id"
+_OTHER_EFFECTIVE = (
+    "SELECT id, valid_until FROM filing_record "
+    "WHERE exclusive_key = :k AND state = 'effective' AND id <> :id AND id <> :sup"
 )
+_SETTLE_DEADLINES = (
+    "UPDATE deadline_record SET fired_at = :at, outcome = :outcome "
+    "WHERE subject_id = :id AND fired_at IS NULL"
+)
+_ID_LIMIT = 64  # actor ids, organisations, request and correlation ids (column widths)
+_T = TypeVar("_T")
 
 
 class FilingService:
@@ -121,6 +129,8 @@ class FilingService:
         settings: Settings,
         calendar: WorkCalendar,
         clock: Clock = system_clock,
+        *,
+        read_only: bool = False,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -128,7 +138,7 @@ class FilingService:
         self.clock = clock
         self.machine = FilingMachine()
         self.log = structlog.get_logger("workflow")
-        self.store = Store(engine, [filing_t, audit_t, deadline_t, policy_t])
+        self.store = Store(engine, [filing_t, audit_t, deadline_t, policy_t], read_only=read_only)
         self._pinned: dict[tuple[str, str], Policy] = {}
 
     # -- start-up ----------------------------------------------------------------------------
@@ -175,7 +185,9 @@ class FilingService:
                 "SELECT content FROM policy_record WHERE region = :region AND version = :version",
                 {"region": region, "version": version},
             )
-            policy = policy_from_document(region, json.loads(content))
+            policy = policy_from_document(
+                region, json.loads(content), self.settings.policies[NATIONAL]
+            )
             self._pinned[key] = policy
         return policy
 
@@ -193,51 +205,13 @@ class FilingService:
         self, application: Application, id_number: str, actor: Actor, request: Request
     ) -> Filing:
         """Create a draft. Bad input raises InvalidInput and writes nothing."""
+        _check_request(actor, request)
         number = normalise_id_number(id_number)
-        key = person_key(number, self.settings.person_key)
-        now = self._now()
-        today = local_date(now)
-        policy = policy_for(application.insured_region, self.settings.policies)
-        with self.store.write() as tx:
-            first = (
-                tx.one("SELECT id FROM filing_record WHERE person_key = :k LIMIT 1", {"k": key})
-                is None
-            )
-            check_application(
-                application, policy, today, first_filing=first, region_exists=region_exists
-            )
-            self._pin(tx, policy.region, policy)
-            filing = Filing(
-                id=_new_id(now),
-                kind=application.kind,
-                insurance_type=application.insurance_type,
-                insured_region=application.insured_region,
-                treatment_region=application.treatment_region,
-                person_key=key,
-                person_masked=mask(number),
-                channel=actor.channel,
-                filed_by=actor.id,
-                on_behalf=actor.on_behalf or application.on_behalf,
-                policy_region=policy.region,
-                policy_version=policy.version,
-                start_date=application.start_date or today,
-                created_at=now,
-                updated_at=now,
-                documents=application.documents,
-                by_commitment=application.by_commitment,
-                student=application.student,
-                flexible_employment=application.flexible_employment,
-                consent_given=application.consent_given,
-            )
-            tx.run(_INSERT_FILING, self._row(filing, policy))
-            record = self._audit(
-                tx, filing, "create", None, FilingState.DRAFT, Outcome.APPLIED, None,
-                "filing drafted",
-                {"kind": filing.kind.value, "treatment_region": filing.treatment_region},
-                actor, request, now,
-            )  # fmt: skip
-        self._log_applied(filing, "create", None, record, request)
-        return filing
+
+        def work(tx: Tx, journal: list[dict[str, Any]]) -> Filing:
+            return self._new_draft(tx, application, number, actor, request, journal)
+
+        return self._run(work, request)
 
     def fire(
         self,
@@ -252,35 +226,22 @@ class FilingService:
     ) -> Filing:
         """Fire `event` on a filing. Retries a lost optimistic race unless the caller pinned
         `expected_version`, in which case the race is the caller's to resolve."""
-        for attempt_no in range(MAX_ATTEMPTS):
-            try:
-                with self.store.write() as tx:
-                    filing, policy = self._load(tx, filing_id)
-                    if expected_version is not None and filing.version != expected_version:
-                        raise ConcurrentUpdate(filing_id, expected_version)
-                    outcome = self._fire_in(
-                        tx, filing, policy, event, actor, request, reason, supplied
-                    )
-                    if isinstance(outcome, Denial):
-                        denied = self._audit_denial(
-                            tx, filing, policy, event, outcome, actor, request
-                        )
-            except ConcurrentUpdate:
-                if expected_version is not None or attempt_no == MAX_ATTEMPTS - 1:
-                    raise
-                continue
-            except self.store.integrity_error:
-                # Another filing of the same L6 scope took effect concurrently: retry, and the
-                # guard now sees it.
-                if attempt_no == MAX_ATTEMPTS - 1:
-                    raise
-                continue
-            if isinstance(outcome, Denial):
-                self._refuse(filing, event, outcome, denied, request)
-            row, record = outcome
-            self._log_applied(filing, event, row.source, record, request)
+        _check_request(actor, request)
+        _check_reason(event, reason)
+
+        def work(tx: Tx, journal: list[dict[str, Any]]) -> Filing | _Refused:
+            filing, policy = self._load(tx, filing_id)
+            if expected_version is not None and filing.version != expected_version:
+                raise ConcurrentUpdate(filing_id, expected_version)
+            state = filing.state
+            denial = self._fire_in(
+                tx, filing, policy, event, actor, request, journal, reason, supplied
+            )
+            if denial is not None:
+                return _Refused(_refusal(filing_id, event, state, denial))
             return filing
-        raise AssertionError("unreachable")
+
+        return self._run(work, request, retry_stale=expected_version is None)
 
     def change(
         self,
@@ -289,106 +250,167 @@ class FilingService:
         id_number: str,
         actor: Actor,
         request: Request,
+        *,
+        expected_version: int | None = None,
     ) -> tuple[Filing, Filing]:
-        """L5: cancel a filing and file its replacement, as one audited operation: either both
-        happen or neither (the refusal is recorded against the old filing)."""
+        """L5: a change is the old filing's cancellation plus a new filing. The lock is judged
+        now; the old filing is cancelled in the same transaction in which its replacement takes
+        effect: at once where effect is instant, otherwise when the agency approves it. Until
+        then the old filing stays effective, so a rejected replacement leaves the person covered.
+        A rule refusal is recorded against the old filing; invalid input writes nothing."""
+        _check_request(actor, request)
         number = normalise_id_number(id_number)
         key = person_key(number, self.settings.person_key)
+
+        def work(tx: Tx, journal: list[dict[str, Any]]) -> tuple[Filing, Filing] | _Refused:
+            old, old_policy = self._load(tx, filing_id)
+            if old.person_key != key:
+                raise InvalidInput(
+                    "id_number", "L5", "a change replaces a filing of the same person"
+                )
+            if expected_version is not None and old.version != expected_version:
+                raise ConcurrentUpdate(filing_id, expected_version)
+            denial = self._judge(tx, old, old_policy, "change", actor, request, journal)
+            if denial is not None:
+                journal.append(self._audit_denial(tx, old, "change", denial, actor, request))
+                return _Refused(_refusal(old.id, "change", old.state, denial))
+            new = self._new_draft(tx, application, number, actor, request, journal, old.id)
+            policy = self._policy(tx, new.policy_region, new.policy_version)
+            denial = self._fire_in(tx, new, policy, "submit", actor, request, journal)
+            if denial is not None:
+                raise _ChangeRefused(denial)  # nothing of the change may remain
+            if new.state is FilingState.EFFECTIVE:
+                old = self._load(tx, filing_id)[0]  # cancelled with the replacement's effect
+            return old, new
+
+        try:
+            return self._run(work, request, retry_stale=expected_version is None)
+        except _ChangeRefused as refused:
+            denial = Denial(
+                refused.denial.rule_id,
+                "the replacement filing was refused: " + refused.denial.reason,
+                refused.denial.inputs,
+            )
+
+            def record(tx: Tx, journal: list[dict[str, Any]]) -> _Refused:
+                old = self._load(tx, filing_id)[0]
+                journal.append(self._audit_denial(tx, old, "change", denial, actor, request))
+                return _Refused(_refusal(old.id, "change", old.state, denial))
+
+            self._run(record, request)
+            raise AssertionError("unreachable") from None
+
+    def stop_insurance_for_person(
+        self, id_number: str, insurance_type: InsuranceType, actor: Actor, request: Request
+    ) -> list[Filing]:
+        """停保: the person's insurance of this type stopped; every open filing of theirs under
+        it lapses (drafts and filings under review included), in one transaction."""
+        _check_request(actor, request)
+        key = person_key(normalise_id_number(id_number), self.settings.person_key)
+
+        def work(tx: Tx, journal: list[dict[str, Any]]) -> list[Filing] | _Refused:
+            rows = tx.all(
+                "SELECT * FROM filing_record WHERE person_key = :k AND insurance_type = :t "
+                "AND state IN ('draft', 'submitted', 'effective') ORDER BY created_at, id",
+                {"k": key, "t": insurance_type.value},
+            )
+            lapsed = []
+            for row in rows:
+                filing = _filing_from_row(row)
+                policy = self._policy(tx, filing.policy_region, filing.policy_version)
+                state = filing.state
+                denial = self._fire_in(
+                    tx,
+                    filing,
+                    policy,
+                    "stop_insurance",
+                    actor,
+                    request,
+                    journal,
+                    "insurance_stopped",
+                )
+                if denial is not None:
+                    return _Refused(_refusal(filing.id, "stop_insurance", state, denial))
+                lapsed.append(filing)
+            return lapsed
+
+        return self._run(work, request)
+
+    # -- the unit of work --------------------------------------------------------------------
+
+    def _run(
+        self,
+        work: Callable[[Tx, list[dict[str, Any]]], _T | _Refused],
+        request: Request,
+        *,
+        retry_stale: bool = True,
+    ) -> _T:
+        """Run `work` in one write transaction, log what it recorded once it has committed, and
+        raise a refusal it returned (the refusal's audit record is committed with it).
+
+        A lost optimistic race (ConcurrentUpdate) or a concurrent insert into the L6 index
+        (IntegrityError) is retried from a fresh read; the rules then see the other writer's
+        result, and usually refuse, which is recorded."""
         for attempt_no in range(MAX_ATTEMPTS):
+            last = attempt_no == MAX_ATTEMPTS - 1
+            journal: list[dict[str, Any]] = []
             try:
                 with self.store.write() as tx:
-                    old, old_policy = self._load(tx, filing_id)
-                    if old.person_key != key:
-                        raise InvalidInput(
-                            "id_number", "L5", "a change replaces a filing of the same person"
-                        )
-                    outcome = self._fire_in(
-                        tx, old, old_policy, "change", actor, request, "change", frozenset()
-                    )
-                    if isinstance(outcome, Denial):
-                        denied = self._audit_denial(
-                            tx, old, old_policy, "change", outcome, actor, request
-                        )
-                    else:
-                        now = self._now()
-                        policy = policy_for(application.insured_region, self.settings.policies)
-                        check_application(
-                            application,
-                            policy,
-                            local_date(now),
-                            first_filing=False,
-                            region_exists=region_exists,
-                        )
-                        self._pin(tx, policy.region, policy)
-                        new = replace(
-                            old,
-                            id=_new_id(now),
-                            kind=application.kind,
-                            insurance_type=application.insurance_type,
-                            insured_region=application.insured_region,
-                            treatment_region=application.treatment_region,
-                            channel=actor.channel,
-                            filed_by=actor.id,
-                            on_behalf=actor.on_behalf or application.on_behalf,
-                            policy_region=policy.region,
-                            policy_version=policy.version,
-                            start_date=application.start_date or local_date(now),
-                            created_at=now,
-                            updated_at=now,
-                            documents=application.documents,
-                            by_commitment=application.by_commitment,
-                            student=application.student,
-                            flexible_employment=application.flexible_employment,
-                            consent_given=application.consent_given,
-                            state=FilingState.DRAFT,
-                            version=1,
-                            effective_on=None,
-                            valid_until=None,
-                            lock_until=None,
-                            entitlement_pending=False,
-                            supersedes=old.id,
-                            reason=None,
-                        )
-                        tx.run(_INSERT_FILING, self._row(new, policy))
-                        self._audit(
-                            tx, new, "create", None, FilingState.DRAFT, Outcome.APPLIED, "L5",
-                            f"replacement for filing {old.id}", {"supersedes": old.id},
-                            actor, request, now,
-                        )  # fmt: skip
-                        sub = self._fire_in(
-                            tx, new, policy, "submit", actor, request, None, frozenset()
-                        )
-                        if isinstance(sub, Denial):
-                            # Nothing of the change may remain: undo, then record the refusal.
-                            raise _ChangeRefused(sub)
-            except _ChangeRefused as refused:
-                with self.store.write() as tx:
-                    old, old_policy = self._load(tx, filing_id)
-                    denial = Denial(
-                        refused.denial.rule_id,
-                        "the replacement filing was refused: " + refused.denial.reason,
-                        refused.denial.inputs,
-                    )
-                    denied = self._audit_denial(
-                        tx, old, old_policy, "change", denial, actor, request
-                    )
-                self._refuse(old, "change", denial, denied, request)
-            except (ConcurrentUpdate, self.store.integrity_error):
-                if attempt_no == MAX_ATTEMPTS - 1:
+                    result = work(tx, journal)
+            except ConcurrentUpdate:
+                if not retry_stale or last:
                     raise
                 continue
-            if isinstance(outcome, Denial):
-                self._refuse(old, "change", outcome, denied, request)
-            self.log.info(
-                "filing.changed",
-                filing_id=old.id,
-                replacement_id=new.id,
-                request_id=request.request_id,
-            )
-            return old, new
+            except self.store.integrity_error:
+                if last:
+                    raise
+                continue
+            for record in journal:
+                self._log(record)
+            if isinstance(result, _Refused):
+                raise result.error
+            return result
         raise AssertionError("unreachable")
 
     # -- the transition itself ---------------------------------------------------------------
+
+    def _judge(
+        self,
+        tx: Tx,
+        filing: Filing,
+        policy: Policy,
+        event: str,
+        actor: Actor,
+        request: Request,
+        journal: list[dict[str, Any]],
+        reason: str | None = None,
+        supplied: frozenset[Document] = frozenset(),
+    ) -> Denial | None:
+        """Whether the rules allow `event` now, without changing anything."""
+        return self._decide(tx, filing, policy, event, actor, request, journal, reason, supplied)[1]
+
+    def _decide(
+        self,
+        tx: Tx,
+        filing: Filing,
+        policy: Policy,
+        event: str,
+        actor: Actor,
+        request: Request,
+        journal: list[dict[str, Any]],
+        reason: str | None,
+        supplied: frozenset[Document],
+    ) -> tuple[Attempt, Denial | None, Transition | None]:
+        now = self._now()
+
+        def other_effective() -> int:
+            return self._other_effective(tx, filing, policy, now, request, journal)
+
+        attempt = Attempt(
+            filing, policy, event, now, local_date(now), reason, supplied, other_effective
+        )
+        fired = self.machine.fire(event, attempt, actor.role)
+        return attempt, fired.denial, fired.row
 
     def _fire_in(
         self,
@@ -398,28 +420,24 @@ class FilingService:
         event: str,
         actor: Actor,
         request: Request,
-        reason: str | None,
-        supplied: frozenset[Document],
-    ) -> tuple[Transition, dict[str, Any]] | Denial:
-        """Guards, state change, version bump, deadlines and audit, inside `tx`.
-        Returns the denial instead when a rule refuses (the caller records it)."""
-        now = self._now()
-        key = _exclusive_key(filing, policy)
-
-        def other_effective() -> int:
-            if key is None:
-                return 0
-            return int(tx.scalar(_COUNT_OTHER_EFFECTIVE, {"k": key, "id": filing.id}))
-
-        attempt = Attempt(
-            filing, policy, event, now, local_date(now), reason, supplied, other_effective
+        journal: list[dict[str, Any]],
+        reason: str | None = None,
+        supplied: frozenset[Document] = frozenset(),
+    ) -> Denial | None:
+        """Guards, state change, version bump, deadlines and audit, inside `tx`. A refusal is
+        recorded (in `tx`) and returned; nothing else changes."""
+        attempt, denial, row = self._decide(
+            tx, filing, policy, event, actor, request, journal, reason, supplied
         )
-        fired = self.machine.fire(event, attempt, actor.role)
-        if fired.row is None:
-            assert fired.denial is not None
-            return fired.denial
-        row = fired.row
-        version = filing.version
+        if denial is None and row is not None:
+            entering = row.dest is FilingState.EFFECTIVE and row.source is not FilingState.EFFECTIVE
+            if entering and filing.supersedes:
+                denial = self._cancel_superseded(tx, filing, actor, request, journal)
+        if denial is not None or row is None:
+            assert denial is not None
+            journal.append(self._audit_denial(tx, filing, event, denial, actor, request))
+            return denial
+        now, version = attempt.now, filing.version
         apply_effects(filing, row, attempt)
         filing.state = row.dest
         filing.version = version + 1
@@ -433,12 +451,151 @@ class FilingService:
             raise ConcurrentUpdate(filing.id, version)
         if row.dest is FilingState.EFFECTIVE and row.source is not FilingState.EFFECTIVE:
             self._write_validity_deadline(tx, filing, now)
-        inputs = _judged(filing, row, attempt)
-        record = self._audit(
-            tx, filing, event, row.source, row.dest, Outcome.APPLIED, row.rule,
-            reason or f"{event} applied", inputs, actor, request, now,
-        )  # fmt: skip
-        return row, record
+        if row.source is FilingState.EFFECTIVE and row.dest is not FilingState.EFFECTIVE:
+            # Its pending deadlines no longer apply: the expiry that fired, or one made moot.
+            tx.run(
+                _SETTLE_DEADLINES,
+                {
+                    "id": filing.id,
+                    "at": now,
+                    "outcome": "fired" if event == "expire" else "retired",
+                },
+            )
+        journal.append(
+            self._audit(
+                tx,
+                filing,
+                event,
+                row.source,
+                row.dest,
+                Outcome.APPLIED,
+                row.rule,
+                reason or f"{event} applied",
+                _judged(filing, row, attempt),
+                actor,
+                request,
+                now,
+            )
+        )
+        return None
+
+    def _cancel_superseded(
+        self,
+        tx: Tx,
+        replacement: Filing,
+        actor: Actor,
+        request: Request,
+        journal: list[dict[str, Any]],
+    ) -> Denial | None:
+        """L5: the filing a replacement supersedes is cancelled as the replacement takes effect
+        (before it, so the two are never effective together)."""
+        assert replacement.supersedes is not None
+        old, policy = self._load(tx, replacement.supersedes)
+        if old.state is not FilingState.EFFECTIVE:
+            return None  # it ended meanwhile (expired, lapsed): nothing left to cancel
+        denial = self._fire_in(tx, old, policy, "change", actor, request, journal, "change")
+        if denial is None:
+            return None
+        return Denial(
+            denial.rule_id,
+            f"the filing it replaces ({old.id}) could not be cancelled: {denial.reason}",
+            denial.inputs,
+        )
+
+    def _other_effective(
+        self,
+        tx: Tx,
+        filing: Filing,
+        policy: Policy,
+        now: datetime,
+        request: Request,
+        journal: list[dict[str, Any]],
+    ) -> int:
+        """L6: other filings effective in the same scope. One whose validity is already over is
+        expired here first (audited, as the scheduler would have), so it does not block."""
+        key = _exclusive_key(filing, policy)
+        if key is None:
+            return 0
+        rows = tx.all(_OTHER_EFFECTIVE, {"k": key, "id": filing.id, "sup": filing.supersedes or ""})
+        still = 0
+        for row in rows:
+            if row["valid_until"] is not None and now >= end_of_local_day(row["valid_until"]):
+                other, other_policy = self._load(tx, row["id"])
+                if (
+                    self._fire_in(tx, other, other_policy, "expire", SYSTEM_ACTOR, request, journal)
+                    is None
+                ):
+                    continue
+            still += 1
+        return still
+
+    def _new_draft(
+        self,
+        tx: Tx,
+        application: Application,
+        number: str,
+        actor: Actor,
+        request: Request,
+        journal: list[dict[str, Any]],
+        supersedes: str | None = None,
+    ) -> Filing:
+        key = person_key(number, self.settings.person_key)
+        now = self._now()
+        policy = policy_for(application.insured_region, self.settings.policies)
+        first = (
+            tx.one("SELECT id FROM filing_record WHERE person_key = :k LIMIT 1", {"k": key}) is None
+        )
+        check_application(
+            application, policy, local_date(now), first_filing=first, region_exists=region_exists
+        )
+        self._pin(tx, policy.region, policy)
+        filing = Filing(
+            id=_new_id(now),
+            kind=application.kind,
+            insurance_type=application.insurance_type,
+            insured_region=application.insured_region,
+            treatment_region=application.treatment_region,
+            person_key=key,
+            person_masked=mask(number),
+            channel=actor.channel,
+            filed_by=actor.id,
+            on_behalf=actor.on_behalf,
+            policy_region=policy.region,
+            policy_version=policy.version,
+            start_date=application.start_date or local_date(now),
+            created_at=now,
+            updated_at=now,
+            documents=application.documents,
+            by_commitment=application.by_commitment,
+            student=application.student,
+            flexible_employment=application.flexible_employment,
+            consent_given=application.consent_given,
+            supersedes=supersedes,
+        )
+        tx.run(_INSERT_FILING, self._row(filing, policy))
+        inputs: dict[str, Any] = {
+            "kind": filing.kind.value,
+            "treatment_region": filing.treatment_region,
+        }
+        if supersedes:
+            inputs["supersedes"] = supersedes
+        journal.append(
+            self._audit(
+                tx,
+                filing,
+                "create",
+                None,
+                FilingState.DRAFT,
+                Outcome.APPLIED,
+                "L5" if supersedes else None,
+                f"replacement for filing {supersedes}" if supersedes else "filing drafted",
+                inputs,
+                actor,
+                request,
+                now,
+            )
+        )
+        return filing
 
     def _write_validity_deadline(self, tx: Tx, filing: Filing, now: datetime) -> None:
         """The expiry deadline is a row in the same transaction (DESIGN; fired by jobs/)."""
@@ -451,6 +608,7 @@ class FilingService:
                 "kind": "expire",
                 "due_at": end_of_local_day(filing.valid_until),
                 "fired_at": None,
+                "outcome": None,
                 "provisional": False,  # a validity period is never extended (C5)
                 "rule_id": "V1" if filing.category is Category.LONG_TERM else "V3",
                 "created_at": now,
@@ -460,7 +618,7 @@ class FilingService:
     def _audit(
         self,
         tx: Tx,
-        filing: Filing | None,
+        filing: Filing,
         event: str,
         from_state: FilingState | None,
         to_state: FilingState | None,
@@ -475,7 +633,7 @@ class FilingService:
         return audit.append(
             tx,
             {
-                "filing_id": filing.id if filing else None,
+                "filing_id": filing.id,
                 "event": event,
                 "from_state": from_state.value if from_state else None,
                 "to_state": to_state.value if to_state else None,
@@ -488,8 +646,8 @@ class FilingService:
                 "actor_org": actor.organisation,
                 "channel": actor.channel.value,
                 "on_behalf": actor.on_behalf,
-                "policy_region": filing.policy_region if filing else None,
-                "policy_version": filing.policy_version if filing else None,
+                "policy_region": filing.policy_region,
+                "policy_version": filing.policy_version,
                 "request_id": request.request_id,
                 "correlation_id": request.correlation_id,
                 "at": at,
@@ -500,7 +658,6 @@ class FilingService:
         self,
         tx: Tx,
         filing: Filing,
-        policy: Policy,
         event: str,
         denial: Denial,
         actor: Actor,
@@ -511,52 +668,22 @@ class FilingService:
             denial.reason, denial.inputs, actor, request, self._now(),
         )  # fmt: skip
 
-    def _refuse(
-        self,
-        filing: Filing,
-        event: str,
-        denial: Denial,
-        record: Mapping[str, Any],
-        request: Request,
-    ) -> NoReturn:
+    def _log(self, record: Mapping[str, Any]) -> None:
+        """One structured line per recorded attempt, after its transaction committed."""
+        applied = record["outcome"] == Outcome.APPLIED.value
         self.log.info(
-            "filing.transition_denied",
-            filing_id=filing.id,
-            trigger=event,
-            state=filing.state.value,
-            rule_id=denial.rule_id,
-            audit_seq=record["seq"],
-            request_id=request.request_id,
-        )
-        raise TransitionRefused(
-            filing_id=filing.id,
-            event=event,
-            state=filing.state.value,
-            rule_id=denial.rule_id,
-            reason=denial.reason,
-            inputs=denial.inputs,
-        )
-
-    def _log_applied(
-        self,
-        filing: Filing,
-        event: str,
-        from_state: FilingState | None,
-        record: Mapping[str, Any],
-        request: Request,
-    ) -> None:
-        self.log.info(
-            "filing.transition_applied",
-            filing_id=filing.id,
-            trigger=event,
-            from_state=from_state.value if from_state else None,
-            to_state=filing.state.value,
-            version=filing.version,
+            "filing.transition_applied" if applied else "filing.transition_denied",
+            filing_id=record["filing_id"],
+            trigger=record["event"],
+            from_state=record["from_state"],
+            to_state=record["to_state"],
             rule_id=record["rule_id"],
-            policy=f"{filing.policy_region}@{filing.policy_version}",
+            policy=f"{record['policy_region']}@{record['policy_version']}",
             audit_seq=record["seq"],
-            request_id=request.request_id,
-            correlation_id=request.correlation_id,
+            actor_role=record["actor_role"],
+            channel=record["channel"],
+            request_id=record["request_id"],
+            correlation_id=record["correlation_id"],
         )
 
     # -- rows <-> filings --------------------------------------------------------------------
@@ -639,7 +766,9 @@ class FilingService:
                 {"id": filing_id},
             )
         return [
-            Deadline(r["kind"], r["due_at"], r["fired_at"], r["provisional"], r["rule_id"])
+            Deadline(
+                r["kind"], r["due_at"], r["fired_at"], r["outcome"], r["provisional"], r["rule_id"]
+            )
             for r in rows
         ]
 
@@ -657,15 +786,58 @@ class _ChangeRefused(Exception):
         self.denial = denial
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """Returned by a unit of work whose refusal must be committed (audited), then raised."""
+
+    error: TransitionRefused
+
+
+def _refusal(filing_id: str, event: str, state: FilingState, denial: Denial) -> TransitionRefused:
+    return TransitionRefused(
+        filing_id=filing_id,
+        event=event,
+        state=state.value,
+        rule_id=denial.rule_id,
+        reason=denial.reason,
+        inputs=denial.inputs,
+    )
+
+
+def _check_request(actor: Actor, request: Request) -> None:
+    """Identifiers live in fixed-width columns: refuse, naming the field, what would not fit."""
+    for field, value in (
+        ("actor.id", actor.id),
+        ("actor.organisation", actor.organisation or ""),
+        ("request_id", request.request_id),
+        ("correlation_id", request.correlation_id),
+    ):
+        if len(value) > _ID_LIMIT:
+            raise InvalidInput(field, "L7", f"at most {_ID_LIMIT} characters")
+    if not actor.id:
+        raise InvalidInput("actor.id", "L7", "every transition names who made it")
+
+
+def _check_reason(event: str, reason: str | None) -> None:
+    """Reasons are codes: free text could carry personal data into the append-only trail."""
+    if reason is not None and not REASON_CODE.match(reason):
+        raise InvalidInput(
+            "reason",
+            WRONG_STATE_RULE.get(event, "L1"),
+            "must be a reason code: lower case letters, digits and _, at most 40 (e.g. moved_home)",
+        )
+
+
 def _new_id(now: datetime) -> str:
     """Opaque, time-ordered (good index locality): 12 hex of milliseconds + 12 random."""
     return f"{int(now.timestamp() * 1000):012x}{secrets.token_hex(6)}"
 
 
 def _exclusive_key(filing: Filing, policy: Policy) -> str | None:
+    """L6 scope: person, insurance type and treatment area (the city; a municipality whole)."""
     if not policy.one_effective_per_scope:
         return None
-    return f"{filing.person_key}:{filing.insurance_type.value}:{filing.treatment_region}"
+    return f"{filing.person_key}:{filing.insurance_type.value}:{area_of(filing.treatment_region)}"
 
 
 def _judged(filing: Filing, row: Transition, attempt: Attempt) -> dict[str, Any]:

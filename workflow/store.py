@@ -22,17 +22,27 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from states.errors import FilingError
 from workflow.tables import UTCDateTime
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 Row = dict[str, Any]
+WRITE_LOCK_KEY = 0x6175646974  # "audit"
+
+
+class ReadOnlyEngine(FilingError):
+    def __init__(self) -> None:
+        super().__init__("this engine was opened read-only: it answers queries and verifies")
 
 
 class Store:
-    def __init__(self, engine: sa.Engine, tables: list[sa.Table]) -> None:
+    def __init__(
+        self, engine: sa.Engine, tables: list[sa.Table], *, read_only: bool = False
+    ) -> None:
         self.engine = engine
+        self.read_only = read_only
         self.dialect = engine.dialect.name
         self.postgres = self.dialect == "postgresql"
         self.integrity_error: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
@@ -50,11 +60,18 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
-        """One write transaction: BEGIN IMMEDIATE on SQLite; committed on success."""
+        """One write transaction, committed on success. On SQLite, BEGIN IMMEDIATE takes the
+        write lock up front. On PostgreSQL every write transaction first takes one advisory
+        lock: writes share the audit chain and so are serialised anyway, and taking that lock
+        first means two writers can never wait on each other in opposite orders."""
+        if self.read_only:
+            raise ReadOnlyEngine()
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            if not self.postgres:
+            if self.postgres:
+                cur.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+            else:
                 cur.execute("BEGIN IMMEDIATE")
             tx = Tx(self, cur)
             try:

@@ -128,6 +128,7 @@ class DeadlineRecord(SQLModel, table=True):
     kind: str = Field(primary_key=True, max_length=32)
     due_at: datetime = _instant(primary_key=True)
     fired_at: datetime | None = _instant(default=None)
+    outcome: str | None = Field(default=None, max_length=16)  # "fired" or "retired"
     provisional: bool = False
     rule_id: str = Field(max_length=8)
     created_at: datetime = _instant()
