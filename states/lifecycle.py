@@ -1,8 +1,8 @@
 """What a filing must be to be created, and what a transition changes on it.
 
 `check_application` refuses a bad application before anything is written (K7, K8, M9, M10,
-V1/V3 start dates). `apply_effects` computes what entering a state means: the dates of validity and of the
-cancel lock (V1–V4, C1, C2, C5) and the commitment entitlement (V6).
+V1/V3 start dates). `apply_effects` computes what entering a state means: the dates of
+validity and of the cancel lock (V1–V4, C1, C2, C5) and the commitment entitlement (V6).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def _long_term_validity(v: Any) -> int:
     """V1: indefinite (0) or not shorter than a year."""
     months = _months(v)
     if 0 < months < 12:
-        raise ValueError("must be 0 (indefinite) or at least 12 months (V1: not shorter than a year)")
+        raise ValueError("must be 0 (indefinite) or at least 12 months (V1: at least a year)")
     return months
 
 
@@ -108,9 +108,14 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], frozenset[str]]] = {
     **{
         f"documents_{kind}": (_requirements, frozenset({rule}))
         for kind, rule in (
-            ("K1", "M2"), ("K2", "M3"), ("K3", "M4"), ("K4", "M5"), ("K5", "M6"), ("K6", "M1"),
+            ("K1", "M2"),
+            ("K2", "M3"),
+            ("K3", "M4"),
+            ("K4", "M5"),
+            ("K5", "M6"),
+            ("K6", "M1"),
         )
-    },  # fmt: skip
+    },
 }
 _META = frozenset({"version", "title"})
 

@@ -35,6 +35,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("cancel", S.EFFECTIVE, S.CANCELLED, ("cancel_lock_elapsed",), None, "L4"),
     Transition("change", S.EFFECTIVE, S.CANCELLED, ("cancel_lock_elapsed",), None, "L5"),
     Transition("expire", S.EFFECTIVE, S.EXPIRED, ("validity_ended",), None, "V3"),
+    Transition("stop_insurance", S.DRAFT, S.LAPSED, (), None, "L2"),
     Transition("stop_insurance", S.SUBMITTED, S.LAPSED, (), None, "L2"),
     Transition("stop_insurance", S.EFFECTIVE, S.LAPSED, (), None, "L2"),
 )  # fmt: skip

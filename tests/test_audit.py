@@ -273,6 +273,7 @@ def test_a_record_deleted_from_the_middle_is_detected(any_engine: FilingEngine) 
     problems = any_engine.verify().problems
     assert "record 4: expected sequence number 3" in problems
     assert "record 4: does not follow the record before it" in problems
+    assert len([p for p in problems if "sequence" in p]) == 1  # one gap, reported once
 
 
 def test_two_records_with_swapped_contents_are_detected(any_engine: FilingEngine) -> None:

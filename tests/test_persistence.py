@@ -26,6 +26,7 @@ from tests.conftest import (
     OFFICER,
     PERSON,
     ROOT,
+    SYSTEM,
     Clock,
     draft,
     effective,
@@ -36,6 +37,7 @@ from workflow import (
     Channel,
     ConcurrentUpdate,
     FilingEngine,
+    FilingError,
     PolicyConfigError,
     Role,
     TransitionRefused,
@@ -529,3 +531,45 @@ def test_a_new_policy_version_applies_to_new_filings_and_pinned_ones_keep_theirs
     assert (new_approved.policy_version, new_approved.valid_until) == ("2026.2", date(2027, 3, 2))
     assert after.policy(new_approved.id).temporary_validity_months == 12
     assert len(_policies(after)) == 2 * len(REGIONS)
+
+
+# --- found in review ----------------------------------------------------------------------------
+
+
+def test_leaving_effective_settles_the_pending_expiry(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    cancelled = any_engine.cancel(effective(any_engine).id, PERSON)
+    [deadline] = any_engine.deadlines(cancelled.id)
+    assert (deadline.outcome, deadline.fired_at) == ("retired", clock.now)
+
+    expiring = effective(any_engine, treatment_region="310000")
+    clock.to_local(date(2026, 9, 3))
+    any_engine.expire(expiring.id, SYSTEM)
+    [deadline] = any_engine.deadlines(expiring.id)
+    assert deadline.outcome == "fired"
+
+
+def test_a_read_only_engine_verifies_and_writes_nothing(
+    open_engine: Callable[..., FilingEngine], db_url: str
+) -> None:
+    writer = open_engine(db_url)
+    filing = effective(writer)
+    before = writer.checkpoint()
+    reader = open_engine(db_url, read_only=True)
+    assert reader.verify(before).ok and reader.get(filing.id).state.value == "effective"
+    with pytest.raises(FilingError, match="read-only"):
+        reader.cancel(filing.id, PERSON)
+    assert writer.checkpoint() == before
+
+
+@pytest.mark.postgres
+def test_a_shared_database_is_not_opened_with_the_development_key(
+    open_engine: Callable[..., FilingEngine], pg_url: str, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.delenv("FILING_ALLOW_DEVELOPMENT_KEY", raising=False)
+    dev = dataclasses.replace(settings, person_key_is_development_default=True)
+    with pytest.raises(PolicyConfigError) as refused:
+        open_engine(pg_url, settings=dev)
+    assert refused.value.key == "FILING_PERSON_KEY"

@@ -162,3 +162,47 @@ def test_environment_overrides_the_database_and_secrets_come_from_it() -> None:
 def test_every_kind_has_its_documents_in_every_policy(settings: Settings) -> None:
     for policy in settings.policies.values():
         assert set(policy.documents_by_kind) == set(Kind)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("temporary_validity_months", 3, "V3"),
+        ("long_term_validity_months", 6, "V1"),
+    ],
+)
+def test_a_validity_shorter_than_the_policy_allows_is_refused(
+    key: str, value: int, rule: str
+) -> None:
+    err = _refused(
+        _with(lambda r: r["policy"][NATIONAL].update({key: {"value": value, "rule": rule}}))
+    )
+    assert err.key == f"policy.national.{key}" and rule in err.problem
+
+
+def test_the_engines_own_channel_cannot_be_an_instant_channel() -> None:
+    err = _refused(
+        _with(
+            lambda r: r["policy"]["350200"].update(
+                instant_channels={"value": ["system"], "rule": "L1"}
+            )
+        )
+    )
+    assert err.key == "policy.350200.instant_channels"
+
+
+def test_a_kinds_documents_must_cite_that_kinds_rule() -> None:
+    err = _refused(
+        _with(lambda r: r["policy"][NATIONAL].update(documents_K6={"value": [], "rule": "M6"}))
+    )
+    assert err.key == "policy.national.documents_K6.rule"
+
+
+def test_a_snapshot_stored_before_a_key_existed_still_loads(settings: Settings) -> None:
+    national = settings.policies[NATIONAL]
+    old_snapshot = settings.policies["350200"].to_document()
+    del old_snapshot["commitment_allowed"]  # as if written before V6 was configurable
+    rebuilt = policy_from_document("350200", old_snapshot, national)
+    assert rebuilt.filled_from_current == ("commitment_allowed",)
+    assert rebuilt.commitment_allowed == national.commitment_allowed
+    assert rebuilt.long_term_cancel_lock_months == 3  # what was stored still rules

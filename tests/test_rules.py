@@ -503,3 +503,122 @@ def test_an_online_filing_needs_the_notice_and_commitment(engine: FilingEngine) 
     refused(lambda: engine.submit(online.id, ONLINE), "M11")
     counter = draft(engine, consent_given=False, treatment_region="310000")
     assert engine.submit(counter.id, PERSON).state.value == "submitted"
+
+
+# --- found in review ---------------------------------------------------------------------------
+
+
+def test_validity_counts_from_a_late_approval_not_from_the_draft(
+    engine: FilingEngine, clock: Clock
+) -> None:
+    filing = engine.submit(draft(engine).id, PERSON)  # drafted and submitted 2026-03-02
+    clock.to_local(date(2026, 10, 3))
+    approved = engine.approve(filing.id, OFFICER)
+    assert (approved.effective_on, approved.valid_until) == (date(2026, 10, 3), date(2027, 4, 3))
+    assert [f.id for f in engine.effective_filings(id_number(1, region="110105"))] == [filing.id]
+
+
+def test_a_filing_starting_later_is_not_listed_as_effective_yet(
+    engine: FilingEngine, clock: Clock
+) -> None:
+    filing = effective(engine, start_date=date(2026, 4, 15))
+    person = id_number(1, region="110105")
+    assert engine.effective_filings(person) == []
+    clock.to_local(date(2026, 4, 15))
+    assert [f.id for f in engine.effective_filings(person)] == [filing.id]
+
+
+def test_a_free_text_reason_is_refused_so_no_personal_data_reaches_the_trail(
+    engine: FilingEngine,
+) -> None:
+    filing = effective(engine)
+    before = engine.checkpoint()
+    invalid(
+        lambda: engine.cancel(filing.id, PERSON, reason="本人" + id_number(1, region="110105")),
+        "reason",
+        "L4",
+    )
+    assert engine.checkpoint() == before and engine.get(filing.id).state.value == "effective"
+    assert engine.cancel(filing.id, PERSON, reason="moved_home").reason == "moved_home"
+
+
+def test_a_filing_past_its_validity_is_expired_before_it_can_block_a_new_one(
+    engine: FilingEngine, clock: Clock
+) -> None:
+    old = effective(engine)
+    clock.to_local(date(2026, 9, 20))  # valid until 2026-09-02; the scheduler has not run
+    new = effective(engine)
+    assert engine.get(old.id).state.value == "expired"
+    assert engine.history(old.id)[-1]["actor_role"] == "system"
+    assert new.state.value == "effective"
+
+
+def test_one_effective_filing_per_city_not_per_district(engine: FilingEngine) -> None:
+    effective(engine, treatment_region="440304")  # Futian, Shenzhen
+    second = engine.submit(draft(engine, treatment_region="440305").id, PERSON)  # Nanshan
+    refused(lambda: engine.approve(second.id, OFFICER), "L6")
+
+
+def test_an_instant_second_filing_for_the_same_place_is_refused(engine: FilingEngine) -> None:
+    engine.submit(draft(engine, **XIAMEN).id, PERSON)
+    second = draft(engine, **XIAMEN)
+    refused(lambda: engine.submit(second.id, PERSON), "L6")
+    assert engine.get(second.id).state.value == "draft"
+
+
+def test_insurance_stopping_lapses_every_open_filing_of_the_person(engine: FilingEngine) -> None:
+    person = id_number(1, region="110105")
+    a, b = effective(engine), engine.submit(draft(engine, treatment_region="310000").id, PERSON)
+    c = draft(engine, treatment_region="440100")
+    other_insurance = draft(engine, insurance_type="resident")
+    lapsed = engine.stop_insurance_for_person(person, "employee", OFFICER)
+    assert {f.id for f in lapsed} == {a.id, b.id, c.id}
+    assert {engine.get(f).state.value for f in (a.id, b.id, c.id)} == {"lapsed"}
+    assert engine.get(other_insurance.id).state.value == "draft"
+
+
+def test_an_abolished_or_province_level_treatment_code_is_refused(engine: FilingEngine) -> None:
+    invalid(
+        lambda: draft(engine, treatment_region="110221"), "treatment_region", "K8"
+    )  # 昌平县, to 1999
+    invalid(lambda: draft(engine, treatment_region="440000"), "treatment_region", "K8")  # Guangdong
+    assert draft(engine, treatment_region="310000").state.value == "draft"  # Shanghai is a city
+
+
+def test_filing_by_commitment_needs_the_signed_commitment(engine: FilingEngine) -> None:
+    filing = draft(
+        engine, kind="K1", by_commitment=True, documents=["identity", "declaration_form"]
+    )
+    refused(lambda: engine.submit(filing.id, PERSON), "M2")
+
+
+def test_a_change_made_for_a_family_member_is_recorded_as_on_behalf(engine: FilingEngine) -> None:
+    family = Actor("family-7", Role.INSURED, Channel.COUNTER, on_behalf=True)
+    old = effective(engine)
+    _, new = _change_to_shanghai(engine, old.id, actor=family)
+    assert new.on_behalf and engine.history(new.id)[0]["on_behalf"]
+
+
+def test_identifiers_too_long_for_the_trail_are_refused_naming_the_field(
+    engine: FilingEngine,
+) -> None:
+    filing = effective(engine)
+    invalid(lambda: engine.cancel(filing.id, PERSON, request_id="r" * 65), "request_id", "L7")
+    invalid(
+        lambda: engine.cancel(filing.id, Actor("a" * 65, Role.INSURED, Channel.COUNTER)),
+        "actor.id",
+        "L7",
+    )
+
+
+def test_supplying_an_unknown_document_is_refused_naming_the_field(engine: FilingEngine) -> None:
+    commitment = ["identity", "declaration_form", "personal_commitment"]
+    filing = effective(engine, kind="K1", by_commitment=True, documents=commitment)
+    invalid(lambda: engine.supply_documents(filing.id, PERSON, ["passport"]), "documents", "V6")
+
+
+def test_municipalities_are_one_area_and_cities_are_not(engine: FilingEngine) -> None:
+    from states.regions import same_area
+
+    assert same_area("310000", "310104", "city") and same_area("110105", "110108", "city")
+    assert not same_area("440700", "440100", "city") and same_area("440700", "440703", "city")

@@ -123,11 +123,12 @@ def verify(records: Iterable[Mapping[str, Any]], against: Checkpoint | None = No
     """
     result = Verification()
     prev = GENESIS_HASH
+    expected_seq = 1
     for record in records:
         seq = record["seq"]
-        expected_seq = result.count + 1
         if seq != expected_seq:
             result.problems.append(f"record {seq}: expected sequence number {expected_seq}")
+        expected_seq = seq + 1  # resynchronise: one gap is one problem, not one per record
         if record["prev_hash"] != prev:
             result.problems.append(f"record {seq}: does not follow the record before it")
         if record_hash(record) != record["hash"]:

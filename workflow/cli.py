@@ -68,7 +68,7 @@ def upgrade(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
 @app.command()
 def history(filing_id: str, config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
     """Print a filing's audit history as JSON Lines."""
-    with _open(config, database_url, migrate=False) as engine:
+    with _open(config, database_url, read_only=True) as engine:
         for record in engine.history(filing_id):
             typer.echo(json.dumps(record, default=str, ensure_ascii=False))
 
@@ -76,7 +76,7 @@ def history(filing_id: str, config: ConfigOpt = None, database_url: DatabaseOpt 
 @app.command()
 def checkpoint(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
     """Print the audit trail's checkpoint (count + head hash) as JSON: keep it elsewhere."""
-    with _open(config, database_url, migrate=False) as engine:
+    with _open(config, database_url, read_only=True) as engine:
         typer.echo(json.dumps(engine.checkpoint().to_dict()))
 
 
@@ -90,7 +90,7 @@ def verify(
 ) -> None:
     """Verify the audit chain; exit 1 and list the problems if it was tampered with."""
     cp = Checkpoint.from_dict(json.loads(against.read_text())) if against else None
-    with _open(config, database_url, migrate=False) as engine:
+    with _open(config, database_url, read_only=True) as engine:
         result = engine.verify(cp)
     for problem in result.problems:
         typer.echo(problem, err=True)

@@ -748,7 +748,13 @@ class FilingService:
         filings = [_filing_from_row(r) for r in rows]
         if effective_only:
             today = local_date(self._now())
-            filings = [f for f in filings if f.valid_until is None or today <= f.valid_until]
+            filings = [
+                f
+                for f in filings
+                if f.effective_on is not None
+                and f.effective_on <= today
+                and (f.valid_until is None or today <= f.valid_until)
+            ]
         return filings
 
     def history(self, filing_id: str) -> list[dict[str, Any]]:
