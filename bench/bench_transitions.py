@@ -4,12 +4,14 @@ The engine side runs real transitions through `FilingEngine` on SQLite: for each
 submit and an approve (guards through the state machine, optimistic version check, the expiry
 deadline row, the hash-chained audit record and one JSON log line each, written to /dev/null).
 
-The floor is the same SQL run directly with sqlite3, in the same process, on the same disk, in
-WAL mode at the same `synchronous` setting: the engine's transactions are recorded once on a
-copy of the database (untimed) and replayed statement by statement, with their parameters,
-on another copy. So `engine / floor` is what everything above the database costs. For
-reference the script also prints a bare floor: SELECT + UPDATE + INSERT on three-column
-tables, the least a durable transition with an audit row can cost on this disk.
+The floor, as the benchmark's target defines it: one transaction of SELECT + UPDATE + INSERT
+per transition, run directly with sqlite3 in the same process, on the same disk, in WAL mode at
+the same `synchronous` setting. The target is engine / floor >= 0.5.
+
+To show where the difference goes, the script also replays the engine's own transactions
+(recorded once on a copy of the database, untimed) statement by statement through sqlite3 on
+another copy: engine / replay is what the Python above the database costs; replay / floor is
+what the engine's schema and statements cost (more pages per commit: indexes the rules need).
 
     python bench/bench_transitions.py [--count 2000] [--rounds 3] [--synchronous FULL]
 """
@@ -181,15 +183,17 @@ def main() -> None:
             engines.append(run_engine(Path(tmp) / "engine.db", ids))
             bares.append(bare_floor(Path(tmp) / "bare.db", 2 * args.count, args.synchronous))
         print(
-            f"round {n + 1}: floor {floors[-1]:6.0f}/s  engine {engines[-1]:6.0f}/s  "
-            f"bare floor {bares[-1]:6.0f}/s"
+            f"round {n + 1}: floor {bares[-1]:6.0f}/s  engine {engines[-1]:6.0f}/s  "
+            f"replay {floors[-1]:6.0f}/s"
         )
-    floor, api, bare = (statistics.median(x) for x in (floors, engines, bares))
-    print(f"floor, same SQL replayed:  {floor:7.0f} transactions/s (median)")
-    print(f"engine, Python API:        {api:7.0f} transitions/s (median)")
-    print(f"ratio engine / floor:      {api / floor:7.2f}   (target >= 0.50)")
+    replayed, api, floor = (statistics.median(x) for x in (floors, engines, bares))
+    verdict = "met" if api / floor >= 0.5 else "NOT met"
+    print(f"floor (SELECT+UPDATE+INSERT):  {floor:7.0f} transactions/s (median)")
+    print(f"engine, Python API:            {api:7.0f} transitions/s (median)")
+    print(f"ratio engine / floor:          {api / floor:7.2f}   (target >= 0.50: {verdict})")
     print(
-        f"bare floor, 3-column SQL:  {bare:7.0f} transactions/s (engine / bare: {api / bare:.2f})"
+        f"engine's own SQL replayed:     {replayed:7.0f} transactions/s "
+        f"(engine / replay {api / replayed:.2f}, replay / floor {replayed / floor:.2f})"
     )
 
 

@@ -5,7 +5,7 @@ A durable transition is a handful of statements and one commit. SQLAlchemy Core 
 service runs its statements here, directly on the pooled driver connection that the SQLAlchemy
 engine hands out (with its pragmas, busy timeout and pool). The schema itself stays with the
 SQLModel tables and Alembic; values are stored in exactly the formats SQLAlchemy uses, so either
-side reads what the other wrote (tests/test_store.py holds them to it).
+side reads what the other wrote (tests/test_persistence.py holds them to it).
 
 SQL is written once with `:name` parameters, which sqlite3 takes as they are and which are
 rewritten to `%(name)s` for psycopg.
