@@ -37,7 +37,6 @@ class Application:
     student: bool = False
     flexible_employment: bool = False
     consent_given: bool = False
-    on_behalf: bool = False
     card_number: str | None = None
     card_settlement_enabled: bool | None = None
 
@@ -51,6 +50,21 @@ def check_application(
     region_exists: Callable[[str], bool],
 ) -> None:
     """Raise `InvalidInput` naming the field and rule if the application cannot be filed."""
+    if app.kind not in policy.kinds:
+        raise InvalidInput(
+            "kind",
+            policy.rule("kinds"),
+            f"{policy.title} does not file kind {app.kind.value}; "
+            f"it files {', '.join(sorted(policy.kinds))}",
+        )
+    if app.kind is Kind.POSTED_WORKER and app.insurance_type not in policy.posted_worker_insurance:
+        raise InvalidInput(
+            "insurance_type",
+            policy.rule("posted_worker_insurance"),
+            "a posted worker files under "
+            + " or ".join(sorted(t.value for t in policy.posted_worker_insurance))
+            + " insurance here",
+        )
     for name in ("insured_region", "treatment_region"):
         code = getattr(app, name)
         if not (isinstance(code, str) and len(code) == 6 and code.isdigit()):

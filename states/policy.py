@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from states.errors import PolicyConfigError
-from states.vocabulary import Channel, Document, Kind
+from states.vocabulary import Channel, Document, InsuranceType, Kind
 
 NATIONAL = "national"
 _RULE_ID = re.compile(r"^[A-Z]\d{1,2}$")
@@ -73,6 +73,25 @@ def _channels(v: Any) -> frozenset[Channel]:
     return channels
 
 
+def _kinds(v: Any) -> frozenset[Kind]:
+    if not isinstance(v, list) or not v:
+        raise ValueError("must be a non-empty list of kinds (K1–K6)")
+    try:
+        return frozenset(Kind(k) for k in v)
+    except ValueError as exc:
+        raise ValueError(f"unknown kind ({exc}); known: {', '.join(Kind)}") from None
+
+
+def _insurance_types(v: Any) -> frozenset[InsuranceType]:
+    if not isinstance(v, list) or not v:
+        raise ValueError("must be a non-empty list of insurance types")
+    try:
+        return frozenset(InsuranceType(t) for t in v)
+    except ValueError as exc:
+        known = ", ".join(InsuranceType)
+        raise ValueError(f"unknown insurance type ({exc}); known: {known}") from None
+
+
 def _prefixes(v: Any) -> tuple[str, ...]:
     if not isinstance(v, list) or not all(isinstance(p, str) and p.isdigit() for p in v):
         raise ValueError("must be a list of digit strings")
@@ -91,6 +110,8 @@ def _requirements(v: Any) -> tuple[Requirement, ...]:
 # key -> (parser, the rules it may cite)
 _FIELDS: dict[str, tuple[Callable[[Any], Any], frozenset[str]]] = {
     "scope": (_scope, frozenset({"K8"})),
+    "kinds": (_kinds, frozenset({"K1", "K2", "K3", "K4", "K5", "K6"})),
+    "posted_worker_insurance": (_insurance_types, frozenset({"K3"})),
     "instant_channels": (_channels, frozenset({"L1"})),
     "one_effective_per_scope": (_bool, frozenset({"L6"})),
     "long_term_validity_months": (_long_term_validity, frozenset({"V1"})),
@@ -128,6 +149,8 @@ class Policy:
     version: str
     title: str
     scope: str
+    kinds: frozenset[Kind]  # the kinds this region files (§1)
+    posted_worker_insurance: frozenset[InsuranceType]  # who may file as a posted worker (K3)
     instant_channels: frozenset[Channel]
     one_effective_per_scope: bool
     long_term_validity_months: int  # 0: indefinite (长期有效)
@@ -239,6 +262,8 @@ def _build(region: str, values: Mapping[str, tuple[Any, str]]) -> Policy:
         version=v["version"],
         title=v["title"],
         scope=v["scope"],
+        kinds=v["kinds"],
+        posted_worker_insurance=v["posted_worker_insurance"],
         instant_channels=v["instant_channels"],
         one_effective_per_scope=v["one_effective_per_scope"],
         long_term_validity_months=v["long_term_validity_months"],

@@ -94,13 +94,26 @@ def test_xiamen_care_inside_fujian_needs_no_filing(engine: FilingEngine) -> None
     assert draft(engine, **XIAMEN, treatment_region="440300").state.value == "draft"
 
 
-def test_jiangmen_files_for_care_outside_the_city_only(engine: FilingEngine) -> None:
+def test_jiangmen_files_no_other_temporary_kind_and_posts_only_employees(
+    engine: FilingEngine,
+) -> None:
+    invalid(lambda: draft(engine, **JIANGMEN), "kind", "K6")  # K6: not one of seed 001's cases
     invalid(
-        lambda: draft(engine, **{**JIANGMEN, "treatment_region": "440703"}),
+        lambda: draft(engine, **JIANGMEN, kind="K3", insurance_type="resident"),
+        "insurance_type",
+        "K3",
+    )
+    assert draft(engine, kind="K3", insurance_type="resident").state.value == "draft"  # national
+
+
+def test_jiangmen_files_for_care_outside_the_city_only(engine: FilingEngine) -> None:
+    emergency = {**JIANGMEN, "kind": "K5"}
+    invalid(
+        lambda: draft(engine, **{**emergency, "treatment_region": "440703"}),
         "treatment_region",
         "K8",
     )
-    assert draft(engine, **JIANGMEN).state.value == "draft"  # Guangzhou, same province
+    assert draft(engine, **emergency).state.value == "draft"  # Guangzhou, same province
 
 
 def test_a_district_of_an_insured_city_files_under_the_city_policy(engine: FilingEngine) -> None:

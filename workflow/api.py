@@ -315,7 +315,6 @@ def _application(
         student=student,
         flexible_employment=flexible_employment,
         consent_given=consent_given,
-        on_behalf=actor.on_behalf,
         card_number=card_number,
         card_settlement_enabled=card_settlement_enabled,
     )

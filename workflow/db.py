@@ -3,8 +3,6 @@ by URL. Alembic owns the schema (workflow/migrations); `upgrade` brings a databa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
@@ -55,15 +53,6 @@ def _sqlite_engine(url: sa.URL, settings: Settings) -> sa.Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
-
-
-@contextmanager
-def read(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A read-only unit: on SQLite a deferred transaction that takes no write lock."""
-    with engine.connect() as conn:
-        conn = conn.execution_options(sqlite_begin="DEFERRED")
-        with conn.begin():
-            yield conn
 
 
 def alembic_config(engine: sa.Engine) -> Config:
