@@ -270,7 +270,10 @@ class FilingService:
                 )
             if expected_version is not None and old.version != expected_version:
                 raise ConcurrentUpdate(filing_id, expected_version)
-            denial = self._judge(tx, old, old_policy, "change", actor, request, journal)
+            # Judged now, applied when the replacement takes effect (_cancel_superseded).
+            _, denial, _ = self._decide(
+                tx, old, old_policy, "change", actor, request, journal, "change", frozenset()
+            )
             if denial is not None:
                 journal.append(self._audit_denial(tx, old, "change", denial, actor, request))
                 return _Refused(_refusal(old.id, "change", old.state, denial))
@@ -374,21 +377,6 @@ class FilingService:
 
     # -- the transition itself ---------------------------------------------------------------
 
-    def _judge(
-        self,
-        tx: Tx,
-        filing: Filing,
-        policy: Policy,
-        event: str,
-        actor: Actor,
-        request: Request,
-        journal: list[dict[str, Any]],
-        reason: str | None = None,
-        supplied: frozenset[Document] = frozenset(),
-    ) -> Denial | None:
-        """Whether the rules allow `event` now, without changing anything."""
-        return self._decide(tx, filing, policy, event, actor, request, journal, reason, supplied)[1]
-
     def _decide(
         self,
         tx: Tx,
@@ -401,6 +389,7 @@ class FilingService:
         reason: str | None,
         supplied: frozenset[Document],
     ) -> tuple[Attempt, Denial | None, Transition | None]:
+        """Whether the rules allow `event` now, and by which row; changes nothing."""
         now = self._now()
 
         def other_effective() -> int:
