@@ -25,7 +25,7 @@ from states.errors import (
     TransitionRefused,
 )
 from states.filing import Filing
-from states.guards import REASON_CODE, Attempt, Denial
+from states.guards import REASON_CODE, Attempt, Denial, validity_ended
 from states.lifecycle import Application, apply_effects, check_application
 from states.periods import WorkCalendar, end_of_local_day, local_date
 from states.policy import NATIONAL, Policy, policy_for, policy_from_document
@@ -111,7 +111,7 @@ _UPDATE_FILING = (
     + " WHERE id = :id AND version = :expected_version"
 )
 _OTHER_EFFECTIVE = (
-    "SELECT id, valid_until FROM filing_record "
+    "SELECT id FROM filing_record "
     "WHERE exclusive_key = :k AND state = 'effective' AND id <> :id AND id <> :sup"
 )
 _SETTLE_DEADLINES = (
@@ -508,13 +508,11 @@ class FilingService:
         rows = tx.all(_OTHER_EFFECTIVE, {"k": key, "id": filing.id, "sup": filing.supersedes or ""})
         still = 0
         for row in rows:
-            if row["valid_until"] is not None and now >= end_of_local_day(row["valid_until"]):
-                other, other_policy = self._load(tx, row["id"])
-                if (
-                    self._fire_in(tx, other, other_policy, "expire", SYSTEM_ACTOR, request, journal)
-                    is None
-                ):
-                    continue
+            other, other_policy = self._load(tx, row["id"])
+            expiry = Attempt(other, other_policy, "expire", now, local_date(now))
+            if validity_ended(expiry) is None:  # the rule that guards `expire` (V1, V3)
+                self._fire_in(tx, other, other_policy, "expire", SYSTEM_ACTOR, request, journal)
+                continue
             still += 1
         return still
 
