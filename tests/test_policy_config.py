@@ -152,7 +152,11 @@ def test_a_holiday_outside_its_year_is_refused() -> None:
 
 def test_environment_overrides_the_database_and_secrets_come_from_it() -> None:
     settings = settings_from_mapping(
-        RAW, environ={"FILING_DATABASE_URL": "sqlite:////var/lib/filing/filings.db", "FILING_PERSON_KEY": "k"}
+        RAW,
+        environ={
+            "FILING_DATABASE_URL": "sqlite:////var/lib/filing/filings.db",
+            "FILING_PERSON_KEY": "k",
+        },
     )
     assert settings.database_url == "sqlite:////var/lib/filing/filings.db"
     assert settings.person_key == b"k" and not settings.person_key_is_development_default

@@ -10,11 +10,6 @@ import chinese_calendar
 from states.periods import WorkCalendar
 from workflow.config import CalendarYear
 
-# The years the bundled package knows (it raises for any other).
-_PACKAGE_YEARS = frozenset(
-    {d.year for d in chinese_calendar.holidays} | {d.year for d in chinese_calendar.workdays}
-)
-
 
 def build_calendar(extra_years: Mapping[int, CalendarYear]) -> WorkCalendar:
     holidays = set(chinese_calendar.holidays)
@@ -25,5 +20,6 @@ def build_calendar(extra_years: Mapping[int, CalendarYear]) -> WorkCalendar:
     return WorkCalendar(
         holidays=frozenset(holidays),
         workdays=frozenset(workdays),
-        known_years=_PACKAGE_YEARS | frozenset(extra_years),
+        # The years the bundled package knows (it raises for any other), plus config's.
+        known_years=frozenset(d.year for d in holidays | workdays) | frozenset(extra_years),
     )

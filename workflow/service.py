@@ -30,7 +30,7 @@ from states.lifecycle import Application, apply_effects, check_application
 from states.periods import WorkCalendar, end_of_local_day, local_date
 from states.policy import NATIONAL, Policy, policy_for, policy_from_document
 from states.regions import area_of
-from states.table import WRONG_STATE_RULE, Transition
+from states.table import TRANSITIONS, WRONG_STATE_RULE, Transition
 from states.vocabulary import (
     Category,
     Channel,
@@ -117,6 +117,12 @@ _OTHER_EFFECTIVE = (
 _SETTLE_DEADLINES = (
     "UPDATE deadline_record SET fired_at = :at, outcome = :outcome "
     "WHERE subject_id = :id AND fired_at IS NULL"
+)
+# 停保 applies to every filing the table lets stop_insurance move (states/table.py).
+_STOPPABLE = sorted(t.source.value for t in TRANSITIONS if t.event == "stop_insurance")
+_OPEN_FILINGS_OF_PERSON = (
+    "SELECT * FROM filing_record WHERE person_key = :k AND insurance_type = :t "
+    f"AND state IN ({', '.join(repr(s) for s in _STOPPABLE)}) ORDER BY created_at, id"
 )
 _ID_LIMIT = 64  # actor ids, organisations, request and correlation ids (column widths)
 _T = TypeVar("_T")
@@ -275,8 +281,7 @@ class FilingService:
                 tx, old, old_policy, "change", actor, request, journal, "change", frozenset()
             )
             if denial is not None:
-                journal.append(self._audit_denial(tx, old, "change", denial, actor, request))
-                return _Refused(_refusal(old.id, "change", old.state, denial))
+                return self._refused_change(tx, old, denial, actor, request, journal)
             new = self._new_draft(tx, application, number, actor, request, journal, old.id)
             policy = self._policy(tx, new.policy_region, new.policy_version)
             denial = self._fire_in(tx, new, policy, "submit", actor, request, journal)
@@ -297,11 +302,22 @@ class FilingService:
 
             def record(tx: Tx, journal: list[dict[str, Any]]) -> _Refused:
                 old = self._load(tx, filing_id)[0]
-                journal.append(self._audit_denial(tx, old, "change", denial, actor, request))
-                return _Refused(_refusal(old.id, "change", old.state, denial))
+                return self._refused_change(tx, old, denial, actor, request, journal)
 
             self._run(record, request)
             raise AssertionError("unreachable") from None
+
+    def _refused_change(
+        self,
+        tx: Tx,
+        old: Filing,
+        denial: Denial,
+        actor: Actor,
+        request: Request,
+        journal: list[dict[str, Any]],
+    ) -> _Refused:
+        journal.append(self._audit_denial(tx, old, "change", denial, actor, request))
+        return _Refused(_refusal(old.id, "change", old.state, denial))
 
     def stop_insurance_for_person(
         self, id_number: str, insurance_type: InsuranceType, actor: Actor, request: Request
@@ -312,11 +328,7 @@ class FilingService:
         key = person_key(normalise_id_number(id_number), self.settings.person_key)
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> list[Filing] | _Refused:
-            rows = tx.all(
-                "SELECT * FROM filing_record WHERE person_key = :k AND insurance_type = :t "
-                "AND state IN ('draft', 'submitted', 'effective') ORDER BY created_at, id",
-                {"k": key, "t": insurance_type.value},
-            )
+            rows = tx.all(_OPEN_FILINGS_OF_PERSON, {"k": key, "t": insurance_type.value})
             lapsed = []
             for row in rows:
                 filing = _filing_from_row(row)

@@ -123,7 +123,7 @@ class Tx:
     def one(self, sql: str, params: Mapping[str, Any] | None = None) -> Row | None:
         self._execute(_sql(sql, self._store.postgres), self._bind(params))
         row = self._cur.fetchone()
-        return None if row is None else self._row(row)
+        return None if row is None else self._decoder()(row)
 
     def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         self._execute(_sql(sql, self._store.postgres), self._bind(params))
@@ -137,18 +137,22 @@ class Tx:
         self, sql: str, params: Mapping[str, Any] | None = None, batch: int = 2000
     ) -> Iterator[Row]:
         self._execute(_sql(sql, self._store.postgres), self._bind(params))
+        decode = self._decoder()
         while rows := self._cur.fetchmany(batch):
             for row in rows:
-                yield self._row(row)
+                yield decode(row)
 
-    def _row(self, row: tuple[Any, ...]) -> Row:
+    def _decoder(self) -> Callable[[tuple[Any, ...]], Row]:
+        """Turn rows of the current result into dicts, with the column plan worked out once
+        per result rather than once per row (verify walks millions)."""
         names = [d[0] for d in self._cur.description]
         readers = self._store._readers
-        if not readers:
-            return dict(zip(names, row, strict=True))
-        return {
-            n: (readers[n](v) if v is not None and n in readers else v)
-            for n, v in zip(names, row, strict=True)
+        plan = [(n, readers.get(n)) for n in names]
+        if not any(reader for _, reader in plan):
+            return lambda row: dict(zip(names, row, strict=True))
+        return lambda row: {
+            n: (reader(v) if reader is not None and v is not None else v)
+            for (n, reader), v in zip(plan, row, strict=True)
         }
 
     def _bind(self, params: Mapping[str, Any] | None) -> Mapping[str, Any]:
