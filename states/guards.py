@@ -7,25 +7,19 @@ inputs it judged (dates, counts, codes; never personal data), which the audit tr
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
+from states.admissions import Admission, filing_window, retro_denial, window_inputs
+from states.denial import Denial
 from states.documents import kind_documents_missing, missing_documents, waived_by_commitment
 from states.filing import Filing
-from states.periods import end_of_local_day
+from states.periods import WorkCalendar, end_of_local_day
 from states.policy import Policy
-from states.vocabulary import ONLINE_CHANNELS, Category, Document
+from states.vocabulary import ONLINE_CHANNELS, Category, Channel, Document, Kind
 
 REASON_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-
-
-@dataclass(frozen=True)
-class Denial:
-    rule_id: str
-    reason: str
-    inputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,6 +36,10 @@ class Attempt:
     # How many other filings are effective in the same L6 scope. Asked only by the guard that
     # needs it, so transitions that cannot make a filing effective never pay for the query.
     other_effective: Callable[[], int] = lambda: 0
+    # The admission a deemed or retro filing is tied to (§5), and the calendar its windows
+    # are counted on (C3, C6).
+    admission: Admission | None = None
+    calendar: WorkCalendar | None = None
 
 
 Guard = Callable[[Attempt], Denial | None]
@@ -161,6 +159,80 @@ def pending_documents_supplied(a: Attempt) -> Denial | None:
     return None
 
 
+def emergency_admission(a: Attempt) -> Denial | None:
+    """E1: a filing is deemed made only for an emergency admission, where the region says so."""
+    adm = a.admission
+    if adm is None or not adm.emergency or not a.filing.deemed:
+        return Denial("E1", "only an emergency admission is treated as already filed", {})
+    if not a.policy.emergency_deemed_filed:
+        return Denial(a.policy.rule("emergency_deemed_filed"), "this region deems no filing", {})
+    return None
+
+
+def filing_window_closed(a: Attempt) -> Denial | None:
+    """E3: the deemed filing lapses once the window to file is over or the person was
+    discharged without filing."""
+    adm = a.admission
+    if adm is None or a.calendar is None:
+        return Denial("E3", "the deemed filing has no admission to judge", {})
+    window = filing_window(adm, a.policy, a.calendar)
+    if window is None:
+        return Denial("E3", "this region sets no window to file after an emergency admission", {})
+    if adm.discharged_on is not None and window.before_discharge:
+        return None
+    if window.end.is_over(a.now):
+        return None
+    return Denial(
+        window.rule,
+        f"the window to file is open until the end of {window.end.last_day}",
+        {"admitted_on": str(adm.admitted_on), "now": a.now.isoformat(), **window_inputs(window)},
+    )
+
+
+def retro_in_time(a: Attempt) -> Denial | None:
+    """E2, E3, E5, E7: a filing made for an admission already begun is submitted in time."""
+    if a.filing.admission_id is None:
+        return None
+    if a.admission is None or a.calendar is None:
+        return Denial("E2", "the admission the filing is for was not found", {})
+    return retro_denial(a.admission, a.policy, a.calendar, a.now)
+
+
+def _hospital_referral(a: Attempt) -> bool:
+    return (
+        a.filing.kind is Kind.REFERRAL
+        and a.filing.channel is Channel.HOSPITAL_SYSTEM
+        and a.policy.referral_hospital_review
+    )
+
+
+def hospital_review_done(a: Attempt) -> Denial | None:
+    """E4: a hospital reports a referral only after its medical (or insurance) office reviewed
+    and stamped the clinical department's application."""
+    if _hospital_referral(a) and not a.filing.hospital_reviewed:
+        return Denial(
+            a.policy.rule("referral_hospital_review"),
+            "the hospital's medical or insurance office must review and stamp the referral "
+            "application before it is reported (医务科审核盖章)",
+            {"kind": a.filing.kind.value, "channel": a.filing.channel.value},
+        )
+    return None
+
+
+def referral_to_review(a: Attempt) -> Denial | None:
+    """E4: the medical office reviews a hospital's own referral application, once."""
+    if not _hospital_referral(a):
+        return Denial(
+            "E4",
+            "the medical office reviews referrals the hospital applies for, where the region "
+            "asks for it",
+            {"kind": a.filing.kind.value, "channel": a.filing.channel.value},
+        )
+    if a.filing.hospital_reviewed:
+        return Denial("E4", "the referral application is already reviewed", {})
+    return None
+
+
 # Routing conditions: they choose between two rows of one event and refuse nothing.
 def review_required(a: Attempt) -> bool:
     """L1: whether this region reviews filings from this channel before they take effect."""
@@ -182,6 +254,11 @@ GUARDS: dict[str, Guard] = {
         validity_ended,
         entitlement_pending,
         pending_documents_supplied,
+        emergency_admission,
+        filing_window_closed,
+        retro_in_time,
+        hospital_review_done,
+        referral_to_review,
     )
 }
 ROUTES: dict[str, Callable[[Attempt], bool]] = {

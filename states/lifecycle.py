@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from states.admissions import Admission
 from states.errors import InvalidInput
 from states.filing import Filing
 from states.guards import Attempt, commitment_pending
@@ -39,6 +40,7 @@ class Application:
     consent_given: bool = False
     card_number: str | None = None
     card_settlement_enabled: bool | None = None
+    admission_id: str | None = None  # a retro filing (E2): for this admission, already begun
 
 
 def check_application(
@@ -48,8 +50,11 @@ def check_application(
     *,
     first_filing: bool,
     region_exists: Callable[[str], bool],
+    admission: Admission | None = None,
 ) -> None:
-    """Raise `InvalidInput` naming the field and rule if the application cannot be filed."""
+    """Raise `InvalidInput` naming the field and rule if the application cannot be filed.
+    A retro filing passes its `admission`; whether it is still in time is the submit guard's
+    (E2, E3, E5, E7), so a late one is refused and recorded rather than never written."""
     if app.kind not in policy.kinds:
         raise InvalidInput(
             "kind",
@@ -88,9 +93,10 @@ def check_application(
             f"treatment inside the insured {where} needs no filing "
             f"({'省内' if where == 'province' else '市内'}异地就医无需备案)",
         )
-    if app.start_date is not None and app.start_date < today:
-        # A filing starts today or later; starting before today is a retro filing (E2),
-        # which is tied to an admission and comes with the hospital-side paths.
+    if admission is not None:
+        _check_retro(app, admission)
+    elif app.start_date is not None and app.start_date < today:
+        # A filing starts today or later; only a retro filing (E2) starts earlier.
         raise InvalidInput(
             "start_date",
             "V3" if app.kind.category is Category.TEMPORARY else "V1",
@@ -125,14 +131,49 @@ def check_application(
         )
 
 
+def _check_retro(app: Application, admission: Admission) -> None:
+    """E2: a retro filing is the admitted person's, for that place, starting by admission."""
+    if app.kind.category is not Category.TEMPORARY:
+        raise InvalidInput(
+            "kind", "E2", "a filing for an admission already begun is a temporary one (K4-K6)"
+        )
+    if app.insurance_type is not admission.insurance_type:
+        raise InvalidInput("insurance_type", "E2", "must match the admission's insurance type")
+    if app.insured_region != admission.insured_region:
+        raise InvalidInput("insured_region", "E2", "must match the admission's insured region")
+    if not same_area(app.treatment_region, admission.treatment_region, "city"):
+        raise InvalidInput(
+            "treatment_region", "E2", "must name the city of the admission it is filed for"
+        )
+    if app.start_date is None or app.start_date > admission.admitted_on:
+        raise InvalidInput(
+            "start_date",
+            "E2",
+            f"a retro filing starts on or before the admission date ({admission.admitted_on})",
+        )
+
+
 def apply_effects(filing: Filing, row: Transition, attempt: Attempt) -> None:
     """Change the filing's own fields for a transition that has passed its guards."""
     if row.dest is FilingState.EFFECTIVE and row.source is not FilingState.EFFECTIVE:
         _take_effect(filing, attempt.policy, attempt.today)
+    if row.event == "deem":
+        # E1: covers its own admission from the admission day, for the whole stay (V5).
+        filing.effective_on = filing.start_date
+    if row.event == "stamp":
+        filing.hospital_reviewed = True
     if row.event == "supply_documents":
         filing.documents = filing.documents | attempt.supplied
         filing.entitlement_pending = commitment_pending(attempt.policy, filing)
-    if row.event in ("reject", "cancel", "change", "withdraw", "stop_insurance"):
+    if row.event in (
+        "reject",
+        "cancel",
+        "change",
+        "withdraw",
+        "stop_insurance",
+        "close_window",
+        "supersede",
+    ):
         filing.reason = attempt.reason or row.event
 
 
@@ -140,8 +181,13 @@ def _take_effect(filing: Filing, policy: Policy, today: date) -> None:
     """V1–V4: validity and the lock count from the day the filing takes effect: the day it is
     approved (or submitted, where effect is instant), or its start date if that is later. A
     review that takes days never shortens the validity the policy promises."""
-    effective_on = max(today, filing.start_date)
+    # A retro filing (E2) takes effect from its start date, on or before the admission.
+    effective_on = filing.start_date if filing.admission_id else max(today, filing.start_date)
     filing.effective_on = effective_on
+    # E4: a referral continues the deductible where the region says so.
+    filing.continues_deductible = (
+        filing.kind is Kind.REFERRAL and policy.referral_continues_deductible
+    )
     if filing.category is Category.LONG_TERM:
         validity, lock = policy.long_term_validity_months, policy.long_term_cancel_lock_months
     else:

@@ -98,6 +98,59 @@ def _prefixes(v: Any) -> tuple[str, ...]:
     return tuple(v)
 
 
+def _whole(low: int, high: int, what: str) -> Callable[[Any], int]:
+    def parse(v: Any) -> int:
+        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+            raise ValueError(f"must be a whole number of {what} from {low} to {high}")
+        return v
+
+    return parse
+
+
+def _working_days(v: Any) -> int:
+    """E7: 0 (no treat-first path) or 3 to 10 working days."""
+    days = _whole(0, 10, "working days")(v)
+    if 0 < days < 3:
+        raise ValueError("must be 0 (no treat-first path) or from 3 to 10 working days (E7)")
+    return days
+
+
+def _points_by_kind(v: Any) -> Mapping[Kind, int]:
+    """P4: ratio points taken off per temporary kind: referral and emergency at most 10, other
+    temporary at most 20 (N22)."""
+    caps = {Kind.REFERRAL: 10, Kind.EMERGENCY: 10, Kind.OTHER_TEMPORARY: 20}
+    if not isinstance(v, Mapping) or set(v) != {k.value for k in caps}:
+        raise ValueError("must give points for exactly K4, K5 and K6")
+    out = {}
+    for kind, cap in caps.items():
+        out[kind] = _whole(0, cap, f"ratio points for {kind.value} (P4 caps it at {cap})")(
+            v[kind.value]
+        )
+    return MappingProxyType(out)
+
+
+def _percent_of_local(v: Any) -> Mapping[str, int]:
+    """P4 (seed 003, Shenzhen): where no filing is needed, the share of the in-city ratio paid,
+    for emergencies and for everything else."""
+    if not isinstance(v, Mapping) or set(v) != {"emergency", "other"}:
+        raise ValueError("must give percentages for exactly emergency and other")
+    return MappingProxyType({k: _whole(1, 100, "percent")(v[k]) for k in ("emergency", "other")})
+
+
+def _reimbursement_from(v: Any) -> str:
+    """P6: what the claim period counts from."""
+    if v not in ("discharge", "receipt"):
+        raise ValueError('must be "discharge" (expense or discharge date) or "receipt"')
+    return str(v)
+
+
+def _after_extension_missing(v: Any) -> str:
+    """E6: what happens to the days of a referred stay past the threshold without an extension."""
+    if v not in ("manual_reimbursement", "not_covered"):
+        raise ValueError('must be "manual_reimbursement" or "not_covered"')
+    return str(v)
+
+
 def _requirements(v: Any) -> tuple[Requirement, ...]:
     if not isinstance(v, list) or not all(isinstance(g, list) and g for g in v):
         raise ValueError("must be a list of non-empty lists of document names (any one of a list)")
@@ -125,6 +178,29 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], frozenset[str]]] = {
     "documents_all": (_requirements, frozenset({"M1"})),
     "documents_student": (_requirements, frozenset({"M7"})),
     "documents_flexible_employment": (_requirements, frozenset({"M8"})),
+    # Hospital-side paths (§5) and paying (§6).
+    "emergency_deemed_filed": (_bool, frozenset({"E1"})),
+    "emergency_filing_window_days": (_whole(0, 30, "days"), frozenset({"E3"})),
+    "retro_filing_before_settlement": (_bool, frozenset({"E2"})),
+    "referral_hospital_review": (_bool, frozenset({"E4"})),
+    "referral_continues_deductible": (_bool, frozenset({"E4"})),
+    "referral_report_window_days": (_whole(0, 30, "days"), frozenset({"E5"})),
+    "extension_after_days": (_whole(0, 365, "days"), frozenset({"E6"})),
+    "extension_reminder_days": (_whole(0, 30, "days"), frozenset({"E6"})),
+    "after_extension_missing": (_after_extension_missing, frozenset({"E6"})),
+    "treat_first_working_days": (_working_days, frozenset({"E7"})),
+    "unfiled_self_share_percent": (_whole(0, 100, "percent"), frozenset({"P3"})),
+    "unfiled_pharmacy_reimbursed": (_bool, frozenset({"P3"})),
+    "temporary_ratio_reduction_points": (_points_by_kind, frozenset({"P4"})),
+    "in_scope_ratio_percent": (_percent_of_local, frozenset({"P4"})),
+    "manual_temporary_reduction_percent": (
+        _whole(0, 20, "percent (P4: at most 20)"),
+        frozenset({"P4"}),
+    ),
+    "reimbursement_months": (_whole(1, 24, "months"), frozenset({"P6"})),
+    "reimbursement_from": (_reimbursement_from, frozenset({"P6"})),
+    "reimbursement_reminder_days": (_whole(0, 90, "days"), frozenset({"P6"})),
+    "documents_reimbursement": (_requirements, frozenset({"P5"})),
     # Each kind's own documents cite that kind's rule (K6 has none beyond M1).
     **{
         f"documents_{kind}": (_requirements, frozenset({rule}))
@@ -139,6 +215,11 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], frozenset[str]]] = {
     },
 }
 _META = frozenset({"version", "title"})
+_KEYS = tuple(_FIELDS)
+# The keys of §5 and §6, set on Policy by name.
+_HOSPITAL_SIDE = _KEYS[
+    _KEYS.index("emergency_deemed_filed") : _KEYS.index("documents_reimbursement") + 1
+]
 
 
 @dataclass(frozen=True)
@@ -165,6 +246,25 @@ class Policy:
     documents_student: tuple[Requirement, ...]
     documents_flexible_employment: tuple[Requirement, ...]
     documents_by_kind: Mapping[Kind, tuple[Requirement, ...]]
+    emergency_deemed_filed: bool  # E1
+    emergency_filing_window_days: int  # E3: 0 = the deemed filing stands without a filing
+    retro_filing_before_settlement: bool  # E2
+    referral_hospital_review: bool  # E4: the medical office stamps before the report
+    referral_continues_deductible: bool  # E4
+    referral_report_window_days: int  # E5: 0 = no transfer-first path
+    extension_after_days: int  # E6: 0 = no extension needed
+    extension_reminder_days: int  # E6: reminder lead time before the threshold
+    after_extension_missing: str  # E6
+    treat_first_working_days: int  # E7: 0 = no treat-first path
+    unfiled_self_share_percent: int  # P3
+    unfiled_pharmacy_reimbursed: bool  # P3
+    temporary_ratio_reduction_points: Mapping[Kind, int]  # P4
+    in_scope_ratio_percent: Mapping[str, int]  # P4 (Shenzhen)
+    manual_temporary_reduction_percent: int  # P4
+    reimbursement_months: int  # P6
+    reimbursement_from: str  # P6
+    reimbursement_reminder_days: int  # P6
+    documents_reimbursement: tuple[Requirement, ...]  # P5
     rules: Mapping[str, str] = field(repr=False)
     """key -> the rule id config.toml cites for it, for explanations and audit."""
     filled_from_current: tuple[str, ...] = ()
@@ -191,6 +291,8 @@ class Policy:
 
 
 def _plain(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {str(k): v[k] for k in sorted(v)}
     if isinstance(v, frozenset):
         return sorted(str(x) for x in v)
     if isinstance(v, tuple):
@@ -278,6 +380,7 @@ def _build(region: str, values: Mapping[str, tuple[Any, str]]) -> Policy:
         documents_student=v["documents_student"],
         documents_flexible_employment=v["documents_flexible_employment"],
         documents_by_kind=MappingProxyType({k: v[f"documents_{k.value}"] for k in Kind}),
+        **{key: v[key] for key in _HOSPITAL_SIDE},
         rules=rules,
     )
 

@@ -24,9 +24,12 @@ class Transition:
     rule: str = ""  # the rule this row implements
 
 
+_SUBMIT = ("consent_given", "documents_complete", "hospital_review_done", "retro_in_time")
+
 TRANSITIONS: tuple[Transition, ...] = (
-    Transition("submit", S.DRAFT, S.SUBMITTED, ("consent_given", "documents_complete"), "review_required", "L1"),
-    Transition("submit", S.DRAFT, S.EFFECTIVE, ("consent_given", "documents_complete", "one_effective_per_scope"), "instant_effect", "L1"),
+    Transition("stamp", S.DRAFT, S.DRAFT, ("referral_to_review",), None, "E4"),
+    Transition("submit", S.DRAFT, S.SUBMITTED, _SUBMIT, "review_required", "L1"),
+    Transition("submit", S.DRAFT, S.EFFECTIVE, (*_SUBMIT, "one_effective_per_scope"), "instant_effect", "L1"),
     Transition("approve", S.SUBMITTED, S.EFFECTIVE, ("one_effective_per_scope",), None, "L1"),
     Transition("reject", S.SUBMITTED, S.REJECTED, ("reason_given",), None, "L1"),
     Transition("withdraw", S.DRAFT, S.WITHDRAWN, (), None, "L1"),
@@ -38,6 +41,12 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("stop_insurance", S.DRAFT, S.LAPSED, (), None, "L2"),
     Transition("stop_insurance", S.SUBMITTED, S.LAPSED, (), None, "L2"),
     Transition("stop_insurance", S.EFFECTIVE, S.LAPSED, (), None, "L2"),
+    # The emergency deemed-filed path (E1, E3) and its end by a retro filing (E2).
+    Transition("deem", S.DRAFT, S.DEEMED, ("emergency_admission",), None, "E1"),
+    Transition("close_window", S.DEEMED, S.LAPSED, ("filing_window_closed",), None, "E3"),
+    Transition("supersede", S.DEEMED, S.CANCELLED, (), None, "E2"),
+    Transition("settle", S.DEEMED, S.EXPIRED, (), None, "E1"),
+    Transition("stop_insurance", S.DEEMED, S.LAPSED, (), None, "L2"),
 )  # fmt: skip
 
 EVENTS: tuple[str, ...] = tuple(dict.fromkeys(t.event for t in TRANSITIONS))
@@ -53,6 +62,11 @@ WRONG_STATE_RULE: dict[str, str] = {
     "change": "L5",
     "expire": "V3",
     "stop_insurance": "L2",
+    "stamp": "E4",
+    "deem": "E1",
+    "close_window": "E3",
+    "supersede": "E2",
+    "settle": "E1",
 }
 
 # Who may fire each event. Review is the agency's (L1); expiry is the engine's (V1, V3).
@@ -66,6 +80,12 @@ EVENT_ROLES: dict[str, frozenset[Role]] = {
     "change": frozenset({Role.INSURED, Role.OFFICER, Role.ADMINISTRATOR}),
     "expire": frozenset({Role.SYSTEM, Role.ADMINISTRATOR}),
     "stop_insurance": frozenset({Role.OFFICER, Role.SYSTEM, Role.ADMINISTRATOR}),
+    # The hospital-side paths: the hospital's medical office (E4); the engine itself (E1-E3).
+    "stamp": frozenset({Role.HOSPITAL, Role.ADMINISTRATOR}),
+    "deem": frozenset({Role.HOSPITAL, Role.SYSTEM, Role.ADMINISTRATOR}),
+    "close_window": frozenset({Role.SYSTEM, Role.ADMINISTRATOR}),
+    "supersede": frozenset({Role.SYSTEM, Role.ADMINISTRATOR}),
+    "settle": frozenset({Role.HOSPITAL, Role.SYSTEM, Role.ADMINISTRATOR}),
 }
 
 

@@ -13,6 +13,7 @@ class FilingState(StrEnum):
 
     DRAFT = "draft"
     SUBMITTED = "submitted"  # 审核中, under review by the agency (L1)
+    DEEMED = "deemed"  # 视同已备案: an emergency admission stands in for a filing (E1)
     EFFECTIVE = "effective"  # 备案成功 (L2)
     REJECTED = "rejected"  # 失败 (L2)
     CANCELLED = "cancelled"  # 取消/撤销 (L4) or replaced by a change (L5)
@@ -119,7 +120,30 @@ class Document(StrEnum):
     STUDENT_CARD = "student_card"  # 学生证 (M7)
     BUSINESS_LICENCE = "business_licence"  # 营业执照 (M8)
     PROPERTY_CERTIFICATE = "property_certificate"  # 房产证 (M8)
-    PERSONAL_COMMITMENT = "personal_commitment"  # 个人承诺书, in place of documents (V6)
+    PERSONAL_COMMITMENT = "personal_commitment"  # 个人承诺书, in place of documents (V6, P5)
+    CONTINUED_STAY_CERTIFICATE = "continued_stay_certificate"  # 需继续住院治疗相关资料 (E6)
+    # Manual reimbursement (P5, seed 003)
+    RECEIPTS = "receipts"  # 原始收费票据
+    ITEMISED_LIST = "itemised_list"  # 费用明细清单
+    MEDICAL_RECORD = "medical_record"  # 病历资料: 出院小结 or 诊断证明
+    ACCIDENT_PROOF = "accident_proof"  # 交通事故认定书, 法院判决书, 调解协议书...
+    OUTSIDE_DRUG_RECEIPTS = "outside_drug_receipts"  # 外购发票 + 医嘱单/处方 + 购药清单
+    BANK_ACCOUNT = "bank_account"  # 本人银行账户信息
+    PROXY_AUTHORISATION = "proxy_authorisation"  # 委托人身份证 + 委托授权书
+
+
+class Institution(StrEnum):
+    """Where care or drugs were had (P1, P3)."""
+
+    HOSPITAL = "hospital"  # 定点医疗机构
+    PHARMACY = "pharmacy"  # 定点零售药店
+
+
+class Settlement(StrEnum):
+    """How an admission's bill was settled at discharge (P1, P5)."""
+
+    DIRECT = "direct"  # 直接结算: the person paid only their own share
+    SELF_PAID = "self_paid"  # 全额垫付: paid in full, to claim manual reimbursement
 
 
 class Outcome(StrEnum):

@@ -479,7 +479,7 @@ def _national_validity(config: dict[str, Any], months: int, *bumped: str) -> Set
     raw = copy.deepcopy(config)
     raw["policy"]["national"]["temporary_validity_months"]["value"] = months
     for region in bumped:
-        raw["policy"][region]["version"] = "2026.2"
+        raw["policy"][region]["version"] = "2026.9"
     return settings_from_mapping(raw, base_dir=ROOT, environ=TEST_ENV)
 
 
@@ -492,7 +492,7 @@ def test_editing_a_policy_without_a_new_version_refuses_to_start(
         open_engine(db_url, settings=_national_validity(config, 12))
 
     assert refused.value.key == "policy.national.version"
-    assert "2026.1" in str(refused.value)
+    assert "2026.2" in str(refused.value)
 
 
 def test_a_region_inheriting_the_edited_value_needs_a_new_version_too(
@@ -526,9 +526,9 @@ def test_a_new_policy_version_applies_to_new_filings_and_pinned_ones_keep_theirs
     old_approved = after.approve(after.submit(old.id, PERSON).id, OFFICER)
     new_approved = effective(after, id_number=person(2))
 
-    assert (old_approved.policy_version, old_approved.valid_until) == ("2026.1", date(2026, 9, 2))
+    assert (old_approved.policy_version, old_approved.valid_until) == ("2026.2", date(2026, 9, 2))
     assert after.policy(old.id).temporary_validity_months == 6
-    assert (new_approved.policy_version, new_approved.valid_until) == ("2026.2", date(2027, 3, 2))
+    assert (new_approved.policy_version, new_approved.valid_until) == ("2026.9", date(2027, 3, 2))
     assert after.policy(new_approved.id).temporary_validity_months == 12
     assert len(_policies(after)) == 2 * len(REGIONS)
 

@@ -10,24 +10,27 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import structlog
 
+from states.admissions import Admission, Care
+from states.coverage import Coverage
 from states.errors import InvalidInput, PolicyConfigError
 from states.filing import Filing
 from states.lifecycle import Application
 from states.periods import WorkCalendar
 from states.policy import Policy
-from states.vocabulary import Document, InsuranceType, Kind
+from states.vocabulary import Document, Institution, InsuranceType, Kind
 from workflow import audit
 from workflow.calendar import build_calendar
 from workflow.clock import system_clock
 from workflow.config import Settings, load_settings
 from workflow.db import create_engine, upgrade
+from workflow.hospital import Claim, Visit
 from workflow.logs import configure_logging
 from workflow.service import Actor, Clock, Deadline, FilingService, Request
 
@@ -130,20 +133,35 @@ class FilingEngine:
         consent_given: bool = False,
         card_number: str | None = None,
         card_settlement_enabled: bool | None = None,
+        admission_id: str | None = None,
         request_id: str | None = None,
         correlation_id: str | None = None,
     ) -> Filing:
-        """Draft a filing. `card_number` is judged (M9) and never stored."""
+        """Draft a filing. `card_number` is judged (M9) and never stored.
+
+        With `admission_id` it is a retro filing (补办, E2) for an admission already begun: its
+        `start_date` (default: the admission date) is on or before the admission, and its submit
+        is refused once the window closed (E2 settlement, E3, E5, E7), which routes the admission
+        to manual reimbursement."""
         app = _application(
             kind, insurance_type, insured_region, treatment_region, actor, start_date, documents,
             by_commitment, student, flexible_employment, consent_given, card_number,
             card_settlement_enabled,
         )  # fmt: skip
+        if admission_id is not None:
+            if start_date is None:
+                start_date = self._service.get_admission(admission_id).admitted_on
+            app = replace(app, admission_id=admission_id, start_date=start_date)
         return self._service.create(app, id_number, actor, Request.new(request_id, correlation_id))
 
     def submit(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
         """Submit a draft: under review, or effective at once where the policy says so (L1)."""
         return self._fire(filing_id, "submit", actor, **kw)
+
+    def stamp(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
+        """E4: the hospital's medical (or insurance) office reviews and stamps a referral its
+        clinical department applied for; only then can the hospital report (submit) it."""
+        return self._fire(filing_id, "stamp", actor, **kw)
 
     def approve(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
         return self._fire(filing_id, "approve", actor, **kw)
@@ -253,6 +271,150 @@ class FilingEngine:
             supplied=supplied,
             expected_version=expected_version,
         )
+
+    # -- the hospital side (§5, §6) ------------------------------------------------------------
+
+    def admit(
+        self,
+        *,
+        id_number: str,
+        insurance_type: InsuranceType | str,
+        insured_region: str,
+        treatment_region: str,
+        hospital_code: str,
+        admitted_on: date,
+        actor: Actor,
+        institution: Institution | str = Institution.HOSPITAL,
+        networked: bool = True,
+        care: Care | str = Care.INPATIENT,
+        emergency: bool = False,
+        referral: bool = False,
+        transfer_first: bool = False,
+        chronic_enabled: bool = False,
+        chronic_declared: bool = False,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Admission:
+        """Record an admission (or visit, or pharmacy purchase) reported by a hospital. An
+        emergency without a covering filing is deemed filed (E1): see `deemed_filing_id`."""
+        visit = Visit(
+            insurance_type=_enum(InsuranceType, insurance_type, "insurance_type", "L6"),
+            insured_region=insured_region,
+            treatment_region=treatment_region,
+            hospital_code=hospital_code,
+            admitted_on=admitted_on,
+            institution=_enum(Institution, institution, "institution", "P1"),
+            networked=networked,
+            care=_enum(Care, care, "care", "P7"),
+            emergency=emergency,
+            referral=referral,
+            transfer_first=transfer_first,
+            chronic_enabled=chronic_enabled,
+            chronic_declared=chronic_declared,
+        )
+        return self._service.admit(visit, id_number, actor, Request.new(request_id, correlation_id))
+
+    def discharge(
+        self,
+        admission_id: str,
+        discharged_on: date,
+        actor: Actor,
+        *,
+        system_fault: bool = False,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> tuple[Admission, Coverage]:
+        """出院结算: settle directly where covered, else route to manual reimbursement and open
+        a claim with its deadline (P5, P6). Returns the admission and the decision."""
+        return self._service.discharge(
+            admission_id,
+            discharged_on,
+            actor,
+            Request.new(request_id, correlation_id),
+            system_fault=system_fault,
+        )
+
+    def request_extension(
+        self,
+        admission_id: str,
+        actor: Actor,
+        documents: Iterable[Document | str],
+        **kw: Any,
+    ) -> Admission:
+        """E6: ask to extend a referred stay past the threshold, with the treating hospital's
+        documents (continued_stay_certificate)."""
+        supplied = frozenset(_enum(Document, d, "documents", "E6") for d in documents)
+        return self._extension(admission_id, "request_extension", actor, supplied, **kw)
+
+    def grant_extension(self, admission_id: str, actor: Actor, **kw: Any) -> Admission:
+        return self._extension(admission_id, "grant_extension", actor, frozenset(), **kw)
+
+    def refuse_extension(self, admission_id: str, actor: Actor, **kw: Any) -> Admission:
+        return self._extension(admission_id, "refuse_extension", actor, frozenset(), **kw)
+
+    def _extension(
+        self,
+        admission_id: str,
+        event: str,
+        actor: Actor,
+        supplied: frozenset[Document],
+        *,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Admission:
+        return self._service.extension(
+            admission_id, event, actor, Request.new(request_id, correlation_id), supplied
+        )
+
+    def coverage(
+        self,
+        admission_id: str,
+        actor: Actor,
+        *,
+        day: date | None = None,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Coverage:
+        """The coverage decision for a day of an admission (default: its first day): the filing
+        that covers it (or the deemed one, or none), direct settlement, ratio, pharmacy rule,
+        and the manual reimbursement claim's deadline and documents, each with its rule. The
+        decision is recorded in the audit trail."""
+        return self._service.coverage(
+            admission_id, day, actor, Request.new(request_id, correlation_id)
+        )
+
+    def file_claim(
+        self,
+        claim_id: str,
+        actor: Actor,
+        documents: Iterable[Document | str],
+        *,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Claim:
+        """P5, P6: file a manual reimbursement claim with its documents before its deadline."""
+        supplied = frozenset(_enum(Document, d, "documents", "P5") for d in documents)
+        return self._service.file_claim(
+            claim_id, supplied, actor, Request.new(request_id, correlation_id)
+        )
+
+    def fire_deadline(
+        self,
+        subject_id: str,
+        kind: str,
+        due_at: datetime,
+        *,
+        request_id: str | None = None,
+    ) -> str | None:
+        """Apply one due deadline row (the scheduler calls this for every due row): "fired",
+        "retired" when its subject moved on, or None if it was already settled."""
+        return self._service.fire_deadline(subject_id, kind, due_at, Request.new(request_id))
+
+    def get_admission(self, admission_id: str) -> Admission:
+        return self._service.get_admission(admission_id)
+
+    def get_claim(self, claim_id: str) -> Claim:
+        return self._service.get_claim(claim_id)
 
     # -- queries -----------------------------------------------------------------------------
 

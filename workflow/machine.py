@@ -15,7 +15,8 @@ from typing import Any
 
 from transitions import Machine
 
-from states.guards import GUARDS, ROUTES, Attempt, Denial
+from states.denial import Denial
+from states.guards import GUARDS, ROUTES, Attempt
 from states.table import EVENT_ROLES, TRANSITIONS, WRONG_STATE_RULE, Transition, wrong_state_reason
 from states.vocabulary import FilingState, Role
 

@@ -17,15 +17,15 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 import structlog
 
+from states.denial import Denial
 from states.errors import (
     ConcurrentUpdate,
     FilingNotFound,
     InvalidInput,
     PolicyConfigError,
-    TransitionRefused,
 )
 from states.filing import Filing
-from states.guards import REASON_CODE, Attempt, Denial, validity_ended
+from states.guards import REASON_CODE, Attempt, validity_ended
 from states.lifecycle import Application, apply_effects, check_application
 from states.periods import WorkCalendar, end_of_local_day, local_date
 from states.policy import NATIONAL, Policy, policy_for, policy_from_document
@@ -39,45 +39,22 @@ from states.vocabulary import (
     InsuranceType,
     Kind,
     Outcome,
-    Role,
 )
 from workflow import audit
 from workflow.clock import system_clock
 from workflow.config import Settings
+from workflow.context import SYSTEM_ACTOR as SYSTEM_ACTOR
+from workflow.context import Actor as Actor
+from workflow.context import Request as Request
+from workflow.context import _refusal, _Refused
+from workflow.hospital import HospitalSide
 from workflow.identity import mask, normalise_id_number, person_key, region_exists
 from workflow.machine import FilingMachine
 from workflow.store import Store, Tx
-from workflow.tables import audit_t, deadline_t, filing_t, policy_t
+from workflow.tables import admission_t, audit_t, claim_t, deadline_t, filing_t, policy_t
 
 Clock = Callable[[], datetime]
 MAX_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts, through which channel (L7), and whether for another person (L8)."""
-
-    id: str
-    role: Role
-    channel: Channel
-    organisation: str | None = None
-    on_behalf: bool = False
-
-
-SYSTEM_ACTOR = Actor(id="system", role=Role.SYSTEM, channel=Channel.SYSTEM)
-
-
-@dataclass(frozen=True)
-class Request:
-    """Ids that tie a call to the caller's logs and to the audit record."""
-
-    request_id: str
-    correlation_id: str
-
-    @classmethod
-    def new(cls, request_id: str | None = None, correlation_id: str | None = None) -> Request:
-        rid = request_id or secrets.token_hex(16)
-        return cls(rid, correlation_id or rid)
 
 
 @dataclass(frozen=True)
@@ -103,7 +80,7 @@ _INSERT_POLICY = _insert_sql(policy_t)
 # Only what a transition can change: SQLite rewrites every index whose columns are SET.
 _MUTABLE = (
     "version", "state", "documents", "effective_on", "valid_until", "lock_until",
-    "entitlement_pending", "reason", "updated_at",
+    "entitlement_pending", "reason", "updated_at", "hospital_reviewed", "continues_deductible",
 )  # fmt: skip
 _UPDATE_FILING = (
     "UPDATE filing_record SET "
@@ -124,11 +101,14 @@ _OPEN_FILINGS_OF_PERSON = (
     "SELECT * FROM filing_record WHERE person_key = :k AND insurance_type = :t "
     f"AND state IN ({', '.join(repr(s) for s in _STOPPABLE)}) ORDER BY created_at, id"
 )
+_RETRO_RULES = frozenset({"E2", "E3", "E5", "E7"})
+# States whose pending deadlines stop applying when the filing leaves them.
+_COVERING = frozenset({FilingState.EFFECTIVE, FilingState.DEEMED})
 _ID_LIMIT = 64  # actor ids, organisations, request and correlation ids (column widths)
 _T = TypeVar("_T")
 
 
-class FilingService:
+class FilingService(HospitalSide):
     def __init__(
         self,
         engine: sa.Engine,
@@ -144,7 +124,11 @@ class FilingService:
         self.clock = clock
         self.machine = FilingMachine()
         self.log = structlog.get_logger("workflow")
-        self.store = Store(engine, [filing_t, audit_t, deadline_t, policy_t], read_only=read_only)
+        self.store = Store(
+            engine,
+            [filing_t, audit_t, deadline_t, policy_t, admission_t, claim_t],
+            read_only=read_only,
+        )
         self._pinned: dict[tuple[str, str], Policy] = {}
 
     # -- start-up ----------------------------------------------------------------------------
@@ -407,9 +391,11 @@ class FilingService:
         def other_effective() -> int:
             return self._other_effective(tx, filing, policy, now, request, journal)
 
+        admission = self._load_admission(tx, filing.admission_id) if filing.admission_id else None
         attempt = Attempt(
-            filing, policy, event, now, local_date(now), reason, supplied, other_effective
-        )
+            filing, policy, event, now, local_date(now), reason, supplied, other_effective,
+            admission=admission, calendar=self.calendar,
+        )  # fmt: skip
         fired = self.machine.fire(event, attempt, actor.role)
         return attempt, fired.denial, fired.row
 
@@ -437,6 +423,9 @@ class FilingService:
         if denial is not None or row is None:
             assert denial is not None
             journal.append(self._audit_denial(tx, filing, event, denial, actor, request))
+            if event == "submit" and filing.admission_id and denial.rule_id in _RETRO_RULES:
+                # Too late to file for this admission: the person pays first and claims (P5).
+                self._route_manual(tx, filing.admission_id, denial, actor, request, journal)
             return denial
         now, version = attempt.now, filing.version
         apply_effects(filing, row, attempt)
@@ -452,7 +441,7 @@ class FilingService:
             raise ConcurrentUpdate(filing.id, version)
         if row.dest is FilingState.EFFECTIVE and row.source is not FilingState.EFFECTIVE:
             self._write_validity_deadline(tx, filing, now)
-        if row.source is FilingState.EFFECTIVE and row.dest is not FilingState.EFFECTIVE:
+        if row.source in _COVERING and row.dest not in _COVERING:
             # Its pending deadlines no longer apply: the expiry that fired, or one made moot.
             tx.run(
                 _SETTLE_DEADLINES,
@@ -478,6 +467,10 @@ class FilingService:
                 now,
             )
         )
+        if row.dest is FilingState.EFFECTIVE and filing.admission_id:
+            # A retro filing took effect: it replaces the deemed filing (E2) and ends the
+            # admission's window to report (E5).
+            self._retro_effective(tx, filing, actor, request, journal)
         return None
 
     def _cancel_superseded(
@@ -537,6 +530,8 @@ class FilingService:
         request: Request,
         journal: list[dict[str, Any]],
         supersedes: str | None = None,
+        *,
+        deemed: bool = False,
     ) -> Filing:
         key = person_key(number, self.settings.person_key)
         now = self._now()
@@ -544,9 +539,17 @@ class FilingService:
         first = (
             tx.one("SELECT id FROM filing_record WHERE person_key = :k LIMIT 1", {"k": key}) is None
         )
+        admission = None
+        if application.admission_id is not None:
+            admission = self._load_admission(tx, application.admission_id)
+            if admission.person_key != key:
+                raise InvalidInput(
+                    "admission_id", "E2", "a retro filing is for an admission of the same person"
+                )
         check_application(
-            application, policy, local_date(now), first_filing=first, region_exists=region_exists
-        )
+            application, policy, local_date(now), first_filing=first and not deemed,
+            region_exists=region_exists, admission=admission,
+        )  # fmt: skip
         self._pin(tx, policy.region, policy)
         filing = Filing(
             id=_new_id(now),
@@ -570,6 +573,8 @@ class FilingService:
             flexible_employment=application.flexible_employment,
             consent_given=application.consent_given,
             supersedes=supersedes,
+            admission_id=application.admission_id,
+            deemed=deemed,
         )
         tx.run(_INSERT_FILING, self._row(filing, policy))
         inputs: dict[str, Any] = {
@@ -578,6 +583,9 @@ class FilingService:
         }
         if supersedes:
             inputs["supersedes"] = supersedes
+        if admission is not None:
+            inputs.update(admission_id=admission.id, admitted_on=str(admission.admitted_on))
+            inputs.update(start_date=str(filing.start_date), deemed=deemed)
         journal.append(
             self._audit(
                 tx,
@@ -586,8 +594,10 @@ class FilingService:
                 None,
                 FilingState.DRAFT,
                 Outcome.APPLIED,
-                "L5" if supersedes else None,
-                f"replacement for filing {supersedes}" if supersedes else "filing drafted",
+                "L5" if supersedes else ("E1" if deemed else ("E2" if admission else None)),
+                f"replacement for filing {supersedes}"
+                if supersedes
+                else ("filing drafted" + (" for an admission" if admission else "")),
                 inputs,
                 actor,
                 request,
@@ -629,13 +639,37 @@ class FilingService:
         request: Request,
         at: datetime,
     ) -> dict[str, Any]:
+        return self._audit_subject(
+            tx, filing.id, (filing.policy_region, filing.policy_version), event,
+            from_state.value if from_state else None, to_state.value if to_state else None,
+            outcome, rule_id, reason, inputs, actor, request, at,
+        )  # fmt: skip
+
+    def _audit_subject(
+        self,
+        tx: Tx,
+        subject_id: str,
+        policy: tuple[str, str],
+        event: str,
+        from_state: str | None,
+        to_state: str | None,
+        outcome: Outcome,
+        rule_id: str | None,
+        reason: str,
+        inputs: Mapping[str, Any],
+        actor: Actor,
+        request: Request,
+        at: datetime,
+    ) -> dict[str, Any]:
+        """One audit record about a filing, an admission or a claim (`filing_id` holds the
+        subject's id: filings are hex, admissions start `adm`, claims `clm`)."""
         return audit.append(
             tx,
             {
-                "filing_id": filing.id,
+                "filing_id": subject_id,
                 "event": event,
-                "from_state": from_state.value if from_state else None,
-                "to_state": to_state.value if to_state else None,
+                "from_state": from_state,
+                "to_state": to_state,
                 "outcome": outcome.value,
                 "rule_id": rule_id,
                 "reason": reason,
@@ -645,8 +679,8 @@ class FilingService:
                 "actor_org": actor.organisation,
                 "channel": actor.channel.value,
                 "on_behalf": actor.on_behalf,
-                "policy_region": filing.policy_region,
-                "policy_version": filing.policy_version,
+                "policy_region": policy[0],
+                "policy_version": policy[1],
                 "request_id": request.request_id,
                 "correlation_id": request.correlation_id,
                 "at": at,
@@ -725,6 +759,10 @@ class FilingService:
             "exclusive_key": _exclusive_key(filing, policy),
             "created_at": filing.created_at,
             "updated_at": filing.updated_at,
+            "admission_id": filing.admission_id,
+            "deemed": filing.deemed,
+            "hospital_reviewed": filing.hospital_reviewed,
+            "continues_deductible": filing.continues_deductible,
         }
 
     # -- queries -----------------------------------------------------------------------------
@@ -757,8 +795,14 @@ class FilingService:
         return filings
 
     def history(self, filing_id: str) -> list[dict[str, Any]]:
+        """Every audit record of a filing, an admission (`adm…`) or a claim (`clm…`)."""
         with self.store.read() as tx:
-            self._load(tx, filing_id)
+            if filing_id.startswith("adm"):
+                self._load_admission(tx, filing_id)
+            elif filing_id.startswith("clm"):
+                self._load_claim(tx, filing_id)
+            else:
+                self._load(tx, filing_id)
             rows = tx.all(
                 "SELECT * FROM audit_record WHERE filing_id = :id ORDER BY seq", {"id": filing_id}
             )
@@ -791,24 +835,6 @@ class _ChangeRefused(Exception):
         self.denial = denial
 
 
-@dataclass(frozen=True)
-class _Refused:
-    """Returned by a unit of work whose refusal must be committed (audited), then raised."""
-
-    error: TransitionRefused
-
-
-def _refusal(filing_id: str, event: str, state: FilingState, denial: Denial) -> TransitionRefused:
-    return TransitionRefused(
-        filing_id=filing_id,
-        event=event,
-        state=state.value,
-        rule_id=denial.rule_id,
-        reason=denial.reason,
-        inputs=denial.inputs,
-    )
-
-
 def _check_request(actor: Actor, request: Request) -> None:
     """Identifiers live in fixed-width columns: refuse, naming the field, what would not fit."""
     for field, value in (
@@ -839,8 +865,9 @@ def _new_id(now: datetime) -> str:
 
 
 def _exclusive_key(filing: Filing, policy: Policy) -> str | None:
-    """L6 scope: person, insurance type and treatment area (the city; a municipality whole)."""
-    if not policy.one_effective_per_scope:
+    """L6 scope: person, insurance type and treatment area (the city; a municipality whole).
+    A deemed filing (E1) covers one admission and never blocks a filing."""
+    if not policy.one_effective_per_scope or filing.deemed:
         return None
     return f"{filing.person_key}:{filing.insurance_type.value}:{area_of(filing.treatment_region)}"
 
@@ -895,4 +922,8 @@ def _filing_from_row(r: Mapping[str, Any]) -> Filing:
         entitlement_pending=r["entitlement_pending"],
         supersedes=r["supersedes"],
         reason=r["reason"],
+        admission_id=r["admission_id"],
+        deemed=r["deemed"],
+        hospital_reviewed=r["hospital_reviewed"],
+        continues_deductible=r["continues_deductible"],
     )

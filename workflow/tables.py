@@ -77,6 +77,77 @@ class FilingRecord(SQLModel, table=True):
     exclusive_key: str | None = Field(default=None, max_length=96)
     created_at: datetime = _instant()
     updated_at: datetime = _instant()
+    # Hospital-side paths (migration 0002)
+    admission_id: str | None = Field(default=None, max_length=32, index=True)
+    deemed: bool = False
+    hospital_reviewed: bool = False
+    continues_deductible: bool = False
+
+
+class AdmissionRecord(SQLModel, table=True):
+    """A stay or visit recorded by a hospital (§5). Mutable like a filing, under `version`;
+    every change is in the audit trail under the admission's id."""
+
+    __tablename__ = "admission_record"
+
+    id: str = Field(primary_key=True, max_length=32)
+    version: int
+    status: str = Field(max_length=16)
+    person_key: str = Field(max_length=64, index=True)
+    person_masked: str = Field(max_length=32)
+    insurance_type: str = Field(max_length=16)
+    insured_region: str = Field(max_length=6)
+    treatment_region: str = Field(max_length=6)
+    hospital_code: str = Field(max_length=32)
+    institution: str = Field(max_length=16)
+    networked: bool
+    care: str = Field(max_length=24)
+    admitted_on: date
+    emergency: bool
+    referral: bool
+    transfer_first: bool
+    chronic_enabled: bool
+    chronic_declared: bool
+    policy_region: str = Field(max_length=16)
+    policy_version: str = Field(max_length=32)
+    hospital_org: str | None = Field(default=None, max_length=64)
+    discharged_on: date | None = None
+    settlement: str | None = Field(default=None, max_length=16)
+    settled_at: datetime | None = _instant(default=None)
+    system_fault: bool = False
+    deemed_filing_id: str | None = Field(default=None, max_length=32)
+    route: str | None = Field(default=None, max_length=24)
+    route_rule: str | None = Field(default=None, max_length=8)
+    extension: str | None = Field(default=None, max_length=16)
+    claim_id: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _instant()
+    updated_at: datetime = _instant()
+
+
+class ClaimRecord(SQLModel, table=True):
+    """A manual reimbursement claim (手工报销, P5) with its deadline (P6)."""
+
+    __tablename__ = "claim_record"
+
+    id: str = Field(primary_key=True, max_length=32)
+    version: int
+    status: str = Field(max_length=16)  # open, filed, lapsed
+    admission_id: str = Field(max_length=32, index=True)
+    person_key: str = Field(max_length=64)
+    person_masked: str = Field(max_length=32)
+    policy_region: str = Field(max_length=16)
+    policy_version: str = Field(max_length=32)
+    route_rule: str = Field(max_length=8)  # why the person pays first (P3, P5, E2, E3, E5, E6)
+    counted_from: date
+    last_day: date
+    due_at: datetime = _instant()
+    provisional: bool
+    documents_required: str  # JSON: list of any-one-of groups
+    documents_supplied: str  # JSON list
+    self_share_first_percent: int
+    reduction_percent: int
+    created_at: datetime = _instant()
+    updated_at: datetime = _instant()
 
 
 class AuditRecord(SQLModel, table=True):
@@ -150,3 +221,5 @@ filing_t: sa.Table = FilingRecord.__table__  # type: ignore[attr-defined]
 audit_t: sa.Table = AuditRecord.__table__  # type: ignore[attr-defined]
 deadline_t: sa.Table = DeadlineRecord.__table__  # type: ignore[attr-defined]
 policy_t: sa.Table = PolicyRecord.__table__  # type: ignore[attr-defined]
+admission_t: sa.Table = AdmissionRecord.__table__  # type: ignore[attr-defined]
+claim_t: sa.Table = ClaimRecord.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,257 @@
+"""Admissions: a person's stay (or visit) at a hospital or pharmacy away from home, and the
+windows that its dates open (§5).
+
+An admission is recorded by the hospital through its information system (L7). Its dates decide
+whether a filing made after it still counts (E2, E3, E5, E7), when a referred stay needs an
+extension (E6), and from when a manual reimbursement claim is counted (P6).
+
+Like the filing table, the admission's events are data: `ADMISSION_EVENTS` says in which status
+each event applies and which rule refuses it elsewhere; the guards below say when it may happen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from states.denial import Denial
+from states.periods import (
+    PeriodEnd,
+    WorkCalendar,
+    act_deadline,
+    end_of_local_day,
+    working_days_deadline,
+)
+from states.policy import Policy
+from states.vocabulary import Document, Institution, InsuranceType, Role, Settlement
+
+
+class AdmissionStatus(StrEnum):
+    ADMITTED = "admitted"  # in hospital (or the visit is open)
+    DISCHARGED = "discharged"  # discharged and settled (出院结算)
+
+
+class Care(StrEnum):
+    INPATIENT = "inpatient"  # 住院
+    OUTPATIENT = "outpatient"  # 普通门诊
+    CHRONIC_OUTPATIENT = "chronic_outpatient"  # 门诊慢特病 (P7)
+
+
+class Extension(StrEnum):
+    """E6: the extension of a referred stay past the threshold (延期申请)."""
+
+    REQUESTED = "requested"
+    GRANTED = "granted"
+    REFUSED = "refused"
+
+
+@dataclass
+class Admission:
+    """One stay or visit. Personal data is held as in `Filing`: a keyed hash and a masked form."""
+
+    id: str
+    person_key: str
+    person_masked: str
+    insurance_type: InsuranceType
+    insured_region: str
+    treatment_region: str
+    hospital_code: str  # the institution's own code (opaque here)
+    institution: Institution
+    networked: bool  # 联网定点: can settle across regions directly (P1)
+    care: Care
+    admitted_on: date  # the local admission (or visit, or transfer, E5) date
+    emergency: bool  # flagged by the hospital as 急诊抢救 (E1, E3)
+    referral: bool  # 转诊转院 (E4, E5, E6)
+    transfer_first: bool  # E5: transferred before the referral was filed
+    policy_region: str  # the insured region's policy, pinned at admission
+    policy_version: str
+    hospital_org: str | None
+    created_at: datetime
+    updated_at: datetime
+    chronic_enabled: bool = False  # P7: the institution settles this chronic disease directly
+    chronic_declared: bool = False  # P7: the person declared the disease
+    status: AdmissionStatus = AdmissionStatus.ADMITTED
+    version: int = 1
+    discharged_on: date | None = None
+    settlement: Settlement | None = None
+    settled_at: datetime | None = None
+    system_fault: bool = False  # P5: direct settlement failed for a system fault
+    deemed_filing_id: str | None = None  # E1
+    route: str | None = None  # "manual_reimbursement" once routed (P5)
+    route_rule: str | None = None  # the rule that routed it (E2, E3, E5, E6, P3, P5)
+    extension: Extension | None = None  # E6
+    claim_id: str | None = None  # the manual reimbursement claim, once opened (P6)
+
+    @property
+    def settled(self) -> bool:
+        return self.settlement is not None
+
+
+@dataclass(frozen=True)
+class AdmissionEvent:
+    event: str
+    sources: frozenset[AdmissionStatus]
+    dest: AdmissionStatus | None  # None: the status stays
+    roles: frozenset[Role]
+    rule: str  # the rule that refuses it in any other status
+
+
+_IN = frozenset({AdmissionStatus.ADMITTED})
+_HOSPITAL = frozenset({Role.HOSPITAL, Role.OFFICER, Role.ADMINISTRATOR})
+_AGENCY = frozenset({Role.OFFICER, Role.ADMINISTRATOR})
+
+ADMISSION_EVENTS: dict[str, AdmissionEvent] = {
+    e.event: e
+    for e in (
+        AdmissionEvent(
+            "discharge", _IN, AdmissionStatus.DISCHARGED, _HOSPITAL | {Role.SYSTEM}, "E2"
+        ),
+        AdmissionEvent("request_extension", _IN, None, _HOSPITAL | {Role.INSURED}, "E6"),
+        AdmissionEvent("grant_extension", _IN, None, _AGENCY, "E6"),
+        AdmissionEvent("refuse_extension", _IN, None, _AGENCY, "E6"),
+    )
+}
+
+
+# -- windows -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """A period within which a filing made after admission still counts."""
+
+    rule: str
+    end: PeriodEnd
+    before_discharge: bool  # the window also closes at discharge (E3, E5)
+
+
+def filing_window(admission: Admission, policy: Policy, calendar: WorkCalendar) -> Window | None:
+    """The window a retro filing for this admission must meet, beyond E2's "before discharge
+    settlement": E3 (emergency, days), E5 (referral transferred first, days), E7 (emergency,
+    working days). None where only E2 applies."""
+    if admission.emergency and policy.emergency_filing_window_days:
+        days = policy.emergency_filing_window_days
+        return Window("E3", act_deadline(admission.admitted_on, calendar=calendar, days=days), True)
+    if admission.referral and admission.transfer_first and policy.referral_report_window_days:
+        days = policy.referral_report_window_days
+        return Window("E5", act_deadline(admission.admitted_on, calendar=calendar, days=days), True)
+    if admission.emergency and policy.treat_first_working_days:
+        end = working_days_deadline(
+            admission.admitted_on, policy.treat_first_working_days, calendar=calendar
+        )
+        return Window("E7", end, False)
+    return None
+
+
+def window_inputs(window: Window) -> dict[str, object]:
+    end = window.end
+    return {
+        "window_rule": window.rule,
+        "last_day": str(end.last_day),
+        "computed_last_day": str(end.computed_last_day),
+        "ends_at": end.ends_at.isoformat(),
+        "provisional": end.provisional,
+        "period_rules": list(end.rules),
+    }
+
+
+def retro_denial(
+    admission: Admission, policy: Policy, calendar: WorkCalendar, now: datetime
+) -> Denial | None:
+    """E2, E3, E5, E7: whether a filing for an admission that has already begun may still be
+    submitted now. Refusals name the rule that closed the door."""
+    inputs: dict[str, object] = {
+        "admitted_on": str(admission.admitted_on),
+        "now": now.isoformat(),
+    }
+    if not policy.retro_filing_before_settlement:
+        return Denial(
+            policy.rule("retro_filing_before_settlement"),
+            "this region accepts no filing after admission",
+            inputs,
+        )
+    if admission.settled:
+        return Denial(
+            policy.rule("retro_filing_before_settlement"),
+            "the admission was settled on discharge; a filing after settlement no longer gives "
+            "direct settlement (出院结算前补办): claim manual reimbursement instead (P5)",
+            {
+                **inputs,
+                "settled_at": admission.settled_at.isoformat() if admission.settled_at else None,
+            },
+        )
+    window = filing_window(admission, policy, calendar)
+    if window is None:
+        return None
+    if window.before_discharge and admission.discharged_on is not None:
+        return Denial(
+            window.rule,
+            "the filing had to be made before discharge",
+            {**inputs, "discharged_on": str(admission.discharged_on)},
+        )
+    if window.end.is_over(now):
+        extended = (
+            f" (moved from {window.end.computed_last_day} past rest days, C3)"
+            if window.end.last_day != window.end.computed_last_day
+            else ""
+        )
+        return Denial(
+            window.rule,
+            f"the window to file closed at the end of {window.end.last_day}{extended}",
+            {**inputs, **window_inputs(window)},
+        )
+    return None
+
+
+# -- the extension of a referred stay (E6) ----------------------------------------------------
+
+
+def extension_threshold(admission: Admission, policy: Policy) -> date | None:
+    """E6: the last day a referred stay is covered without an extension: the stay "passes 60
+    days" from the next day on. Counted in calendar days from admission (C1); it is a length of
+    stay, not a deadline to act, so rest days do not move it (C5)."""
+    if not (admission.referral and policy.extension_after_days):
+        return None
+    return admission.admitted_on + timedelta(days=policy.extension_after_days)
+
+
+def extension_reminder_at(admission: Admission, policy: Policy) -> datetime | None:
+    """E6: when to remind that an extension is due: `extension_reminder_days` before the end of
+    the threshold day."""
+    last = extension_threshold(admission, policy)
+    if last is None or not policy.extension_reminder_days:
+        return None
+    return end_of_local_day(last - timedelta(days=policy.extension_reminder_days))
+
+
+def extension_denial(
+    event: str, admission: Admission, policy: Policy, supplied: frozenset[Document]
+) -> Denial | None:
+    rule = policy.rule("extension_after_days")
+    if extension_threshold(admission, policy) is None:
+        return Denial(
+            rule,
+            "an extension applies to a referred stay where the region sets a threshold",
+            {"referral": admission.referral, "extension_after_days": policy.extension_after_days},
+        )
+    if event == "request_extension":
+        if admission.extension in (Extension.REQUESTED, Extension.GRANTED):
+            return Denial(rule, f"an extension is already {admission.extension.value}", {})
+        if Document.CONTINUED_STAY_CERTIFICATE not in supplied:
+            return Denial(
+                rule,
+                "an extension request needs the treating hospital's documents showing that "
+                "continued hospitalisation is needed (需继续住院治疗相关资料)",
+                {"missing": [Document.CONTINUED_STAY_CERTIFICATE.value]},
+            )
+        return None
+    if admission.extension is not Extension.REQUESTED:
+        state = admission.extension.value if admission.extension else "not requested"
+        return Denial(rule, f"no extension request is waiting (it is {state})", {})
+    return None
+
+
+def stay_day(admission: Admission, day: date) -> int:
+    """Which day of the stay `day` is, counting the admission day as day 0 (C1)."""
+    return (day - admission.admitted_on).days

@@ -1,0 +1,55 @@
+"""Who acts and under which request: passed to every command, recorded in every audit record."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from states.denial import Denial
+from states.errors import TransitionRefused
+from states.vocabulary import Channel, Role
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, through which channel (L7), and whether for another person (L8)."""
+
+    id: str
+    role: Role
+    channel: Channel
+    organisation: str | None = None
+    on_behalf: bool = False
+
+
+SYSTEM_ACTOR = Actor(id="system", role=Role.SYSTEM, channel=Channel.SYSTEM)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Ids that tie a call to the caller's logs and to the audit record."""
+
+    request_id: str
+    correlation_id: str
+
+    @classmethod
+    def new(cls, request_id: str | None = None, correlation_id: str | None = None) -> Request:
+        rid = request_id or secrets.token_hex(16)
+        return cls(rid, correlation_id or rid)
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """Returned by a unit of work whose refusal must be committed (audited), then raised."""
+
+    error: TransitionRefused
+
+
+def _refusal(subject_id: str, event: str, state: str, denial: Denial) -> TransitionRefused:
+    return TransitionRefused(
+        filing_id=subject_id,
+        event=event,
+        state=str(state),
+        rule_id=denial.rule_id,
+        reason=denial.reason,
+        inputs=denial.inputs,
+    )
