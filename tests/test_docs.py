@@ -17,9 +17,9 @@ def test_the_state_diagram_in_architecture_md_is_the_generated_one() -> None:
     assert "```mermaid\n" + mermaid() + "```" in text
 
 
-def _python_session() -> str:
+def _python_session(heading: str = "## Using it from Python") -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Using it from Python", 1)[1]
+    section = text.split(heading, 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
@@ -42,3 +42,27 @@ def test_the_readme_python_session_runs_as_printed(
         ["cancel", "applied", "L4"],
     ]
     assert out[-1] == "True"
+
+
+def test_the_readme_hospital_session_runs_as_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FILING_PERSON_KEY", "readme")
+    exec(compile(_python_session("## The hospital side"), "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[:8] == [
+        "deemed",
+        "submitted",
+        "E3 2026-03-11",
+        "manual_reimbursement",
+        "deemed True E1",
+        "False P3 10",
+        "False E6",
+        "True",
+    ]
+    assert [line.split()[:3] for line in out[8:]] == [
+        ["admit", "applied", "None"],
+        ["route_manual", "applied", "E3"],
+    ]

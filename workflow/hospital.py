@@ -343,9 +343,10 @@ class HospitalSide:
             deemed = self._deemed_of(tx, adm)
             window = filing_window(adm, policy, self.calendar)
             if deemed is not None and window is not None and window.before_discharge:
+                # E3: discharged before filing; the window closes with the discharge.
+                self._save_admission(tx, adm, now)
                 self._close_window(tx, deemed, adm, actor, request, journal)
                 adm = self._load_admission(tx, admission_id)
-                adm.discharged_on, adm.system_fault = discharged_on, system_fault
                 deemed = None
             cov = decide(adm, policy, self._filings_of(tx, adm), self.calendar)
             adm.status = AdmissionStatus.DISCHARGED
