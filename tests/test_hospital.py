@@ -40,7 +40,9 @@ def admit(engine: FilingEngine, person: str, region: dict[str, str], on: date, *
     )  # fmt: skip
 
 
-def retro(engine: FilingEngine, person: str, admission_id: str, region: dict[str, str], **kw: Any) -> Any:  # noqa: E501
+def retro(
+    engine: FilingEngine, person: str, admission_id: str, region: dict[str, str], **kw: Any
+) -> Any:
     args: dict[str, Any] = {
         "id_number": person, "kind": "K5", "insurance_type": "employee", "actor": PERSON,
         "documents": K5_DOCS, "admission_id": admission_id, **region,
@@ -186,7 +188,7 @@ def test_a_jiangmen_emergency_discharged_before_filing_lapses_and_opens_a_claim(
     adm = admit(any_engine, jiangmen_person(), JIANGMEN, date(2026, 3, 1), emergency=True)
     clock.to_local(date(2026, 3, 5))
 
-    adm, cov = any_engine.discharge(adm.id, date(2026, 3, 5), HOSPITAL)
+    adm, _ = any_engine.discharge(adm.id, date(2026, 3, 5), HOSPITAL)
 
     assert (adm.settlement.value, adm.route_rule) == ("self_paid", "E3")
     assert any_engine.get(adm.deemed_filing_id).state.value == "lapsed"
@@ -260,8 +262,8 @@ def test_a_xiamen_retro_filing_before_settlement_settles_directly_and_after_is_r
     a2 = admit(any_engine, late, XIAMEN, date(2026, 3, 1))
     clock.to_local(date(2026, 3, 6))
 
-    filing = any_engine.submit(retro(any_engine, early, a1.id, XIAMEN, kind="K6",
-                                     documents=["identity", "declaration_form"]).id, PERSON)  # fmt: skip
+    k6 = {"kind": "K6", "documents": ["identity", "declaration_form"]}
+    filing = any_engine.submit(retro(any_engine, early, a1.id, XIAMEN, **k6).id, PERSON)
     a1, cov = any_engine.discharge(a1.id, date(2026, 3, 6), HOSPITAL)
     any_engine.discharge(a2.id, date(2026, 3, 6), HOSPITAL)
     too_late = retro(any_engine, late, a2.id, XIAMEN, kind="K6",
@@ -452,7 +454,7 @@ def test_a_claim_is_filed_with_its_documents_before_its_deadline(
 ) -> None:
     adm = admit(any_engine, xiamen_person(), XIAMEN, date(2026, 3, 1), networked=False)
     clock.to_local(date(2026, 3, 3))
-    adm, cov = any_engine.discharge(adm.id, date(2026, 3, 3), HOSPITAL)
+    adm, _ = any_engine.discharge(adm.id, date(2026, 3, 3), HOSPITAL)
     claim = any_engine.get_claim(adm.claim_id)
     docs = [group[0].value for group in claim.documents_required]
 
@@ -519,3 +521,45 @@ def test_the_admission_keeps_only_the_masked_id_number(engine: FilingEngine) -> 
         rows = conn.exec_driver_sql("SELECT * FROM admission_record").all()
         audit = conn.exec_driver_sql("SELECT inputs, reason FROM audit_record").all()
     assert person not in repr(rows) and person not in repr(audit)
+
+
+# -- E7: treat first, file within working days (a region that sets it) ----------------------
+
+
+@pytest.fixture
+def treat_first_engine(open_engine: Any, db_url: str, settings: Any) -> FilingEngine:
+    """Xiamen's policy with a 5-working-day treat-first window (E7), as some cities set."""
+    import dataclasses
+
+    xiamen = dataclasses.replace(
+        settings.policies["350200"], version="test-e7", treat_first_working_days=5
+    )
+    policies = {**settings.policies, "350200": xiamen}
+    engine: FilingEngine = open_engine(
+        db_url, settings=dataclasses.replace(settings, policies=policies)
+    )
+    return engine
+
+
+def test_e7_counts_its_window_in_working_days_on_the_state_council_calendar(
+    treat_first_engine: FilingEngine, clock: Clock
+) -> None:
+    engine = treat_first_engine
+    on_time, late = xiamen_person(1), xiamen_person(2)
+    # Admitted Thursday 24 September 2026: working days after it are 28, 29, 30 September,
+    # then (National Day and its rest days skipped) 8 and 9 October: the fifth is 9 October.
+    clock.to_local(date(2026, 9, 24))
+    a1 = admit(engine, on_time, XIAMEN, date(2026, 9, 24), emergency=True)
+    a2 = admit(engine, late, XIAMEN, date(2026, 9, 24), emergency=True)
+    window = deadline(engine, a1.deemed_filing_id, "filing_window")
+    assert (window.due_at, window.rule_id) == (
+        datetime.fromisoformat("2026-10-09T16:00:00+00:00"), "E7",
+    )  # fmt: skip
+
+    clock.to_local(date(2026, 10, 9), 23, 30)
+    accepted = engine.submit(retro(engine, on_time, a1.id, XIAMEN).id, PERSON)
+    clock.to_local(date(2026, 10, 10), 8)  # a 调休 Saturday: a working day, but day six
+    error = refused(lambda: engine.submit(retro(engine, late, a2.id, XIAMEN).id, PERSON), "E7")
+
+    assert accepted.state.value == "effective"
+    assert error.inputs["last_day"] == "2026-10-09"
