@@ -30,19 +30,25 @@ def test_the_demo_walks_filings_and_prints_their_histories(env: Path) -> None:
     out = result.output
     assert "refused [V2]" in out and "lock ends on 2026-06-02" in out
     assert "refused [L6]" in out and "refused [K8]" in out
-    assert "cancel   denied  effective -> (unchanged) rule V2" in out
+    assert "cancel         denied  effective -> (unchanged) rule V2" in out
+    assert (
+        "retro filing on day 10: applied" in out and "retro filing on day 11: refused [E3]" in out
+    )
+    assert "route_manual   applied admitted -> admitted     rule E3" in out
     assert "verified: True" in out
     assert (env / "filing-demo.db").exists()
 
 
 def test_the_demo_gives_the_same_story_every_run(env: Path) -> None:
     def story(output: str) -> str:  # without the random filing ids and the chain's hash
-        return re.sub(r"head [0-9a-f]+", "head …", re.sub(r"\b[0-9a-f]{24}\b", "<id>", output))
+        return re.sub(
+            r"head [0-9a-f]+", "head …", re.sub(r"\b(adm)?[0-9a-f]{24}\b", "<id>", output)
+        )
 
     first = runner.invoke(app, ["demo"]).output
     second = runner.invoke(app, ["demo"]).output
     assert story(first) == story(second)
-    assert first.count(": refused [") == 3
+    assert first.count(": refused [") == 4
 
 
 def test_verify_passes_then_fails_after_tampering(env: Path) -> None:
@@ -51,7 +57,7 @@ def test_verify_passes_then_fails_after_tampering(env: Path) -> None:
     checkpoint = runner.invoke(app, ["checkpoint", "--database-url", url])
     assert checkpoint.exit_code == 0
     (env / "cp.json").write_text(checkpoint.output)
-    assert json.loads(checkpoint.output)["count"] == 10
+    assert json.loads(checkpoint.output)["count"] == 23
     ok = runner.invoke(app, ["verify", "--against", "cp.json", "--database-url", url])
     assert ok.exit_code == 0 and '"ok": true' in ok.output
 

@@ -128,6 +128,26 @@ def test_a_jiangmen_retro_filing_on_day_11_is_refused_naming_e3_and_routes_the_a
     routed = any_engine.get_admission(adm.id)
     assert (routed.route, routed.route_rule) == ("manual_reimbursement", "E3")
     assert events(any_engine, adm.id)[-1] == ("route_manual", "applied", "E3")
+    # The deemed filing's window is over: it lapsed in the same transaction, before any sweep.
+    assert any_engine.get(adm.deemed_filing_id).state.value == "lapsed"
+    assert any_engine.coverage(adm.id, OFFICER).basis == "none"
+
+
+def test_a_decision_after_the_window_never_relies_on_a_stale_deemed_filing(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    adm = admit(any_engine, jiangmen_person(), JIANGMEN, date(2026, 3, 1), emergency=True)
+    clock.to_local(date(2026, 3, 11), 23, 59)
+    assert any_engine.coverage(adm.id, OFFICER).basis == "deemed"
+
+    clock.to_local(date(2026, 3, 12), 0, 1)  # the sweep has not run yet
+    cov = any_engine.coverage(adm.id, OFFICER)
+
+    assert (cov.basis, cov.direct_settlement) == ("none", False)
+    assert events(any_engine, adm.deemed_filing_id)[-1] == ("close_window", "applied", "E3")
+    window = deadline(any_engine, adm.deemed_filing_id, "filing_window")
+    assert window.outcome == "fired"
+    assert any_engine.fire_deadline(adm.deemed_filing_id, "filing_window", window.due_at) is None
 
 
 def test_the_e3_window_ending_in_the_national_day_holiday_moves_to_the_next_working_day(

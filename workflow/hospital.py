@@ -338,6 +338,7 @@ class HospitalSide:
                 raise InvalidInput(
                     "discharged_on", "E2", "must fall between the admission date and today"
                 )
+            adm = self._lapse_if_window_over(tx, adm, request, journal)
             before = adm.status
             adm.discharged_on, adm.system_fault = discharged_on, system_fault
             deemed = self._deemed_of(tx, adm)
@@ -457,6 +458,7 @@ class HospitalSide:
             adm, policy = self._admission_and_policy(tx, admission_id)
             if day is not None and day < adm.admitted_on:
                 raise InvalidInput("day", "V5", "must not be before the admission date")
+            adm = self._lapse_if_window_over(tx, adm, request, journal)
             cov = decide(adm, policy, self._filings_of(tx, adm), self.calendar, day)
             journal.append(
                 self._audit_admission(
@@ -783,6 +785,21 @@ class HospitalSide:
         )
         self._route_manual(tx, adm.id, reason, actor, request, journal)
         return True
+
+    def _lapse_if_window_over(
+        self, tx: Tx, adm: Admission, request: Request, journal: Journal
+    ) -> Admission:
+        """E3, E7: a deemed filing whose window is over lapses before anything relies on it
+        (audited, as the scheduler would have done), so no decision sees a stale one."""
+        deemed = self._deemed_of(tx, adm)
+        if deemed is None:
+            return adm
+        policy = self._policy(tx, deemed.policy_region, deemed.policy_version)
+        window = filing_window(adm, policy, self.calendar)
+        if window is None or not window.end.is_over(self._now()):
+            return adm
+        self._close_window(tx, deemed, adm, SYSTEM_ACTOR, request, journal)
+        return self._load_admission(tx, adm.id)
 
     def _route_manual(
         self,

@@ -424,7 +424,10 @@ class FilingService(HospitalSide):
             assert denial is not None
             journal.append(self._audit_denial(tx, filing, event, denial, actor, request))
             if event == "submit" and filing.admission_id and denial.rule_id in _RETRO_RULES:
-                # Too late to file for this admission: the person pays first and claims (P5).
+                # Too late to file for this admission: a deemed filing whose window is over
+                # lapses, and the person pays first and claims (P5).
+                adm = self._load_admission(tx, filing.admission_id)
+                self._lapse_if_window_over(tx, adm, request, journal)
                 self._route_manual(tx, filing.admission_id, denial, actor, request, journal)
             return denial
         now, version = attempt.now, filing.version
@@ -448,7 +451,8 @@ class FilingService(HospitalSide):
                 {
                     "id": filing.id,
                     "at": now,
-                    "outcome": "fired" if event == "expire" else "retired",
+                    # The deadline that this event is the effect of fired; any other is moot.
+                    "outcome": "fired" if event in ("expire", "close_window") else "retired",
                 },
             )
         journal.append(
