@@ -69,3 +69,35 @@ def test_opening_with_the_development_key_says_so(
     open_engine(sqlite_url, settings=replace(settings, person_key_is_development_default=True))
     events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
     assert "person_key.development_default" in events
+
+
+def test_the_hospital_side_keeps_id_numbers_out_of_rows_logs_and_errors(
+    engine: FilingEngine,
+) -> None:
+    from datetime import date
+
+    from states.vocabulary import Channel, Role
+    from workflow.context import Actor
+
+    stream = io.StringIO()
+    configure_logging("json", "debug", stream=stream)
+    number = id_number(6, region="440703", born="20000101")
+    hospital = Actor("his-1", Role.HOSPITAL, Channel.HOSPITAL_SYSTEM, organisation="H1")
+    where = {"insurance_type": "employee", "insured_region": "440700", "treatment_region": "440100"}
+    adm = engine.admit(id_number=number, hospital_code="H1", admitted_on=date(2026, 3, 2),
+                       emergency=True, actor=hospital, **where)  # fmt: skip
+    engine.coverage(adm.id, OFFICER)
+    engine.discharge(adm.id, date(2026, 3, 2), hospital)
+    with pytest.raises(FilingError) as caught:
+        engine.discharge(adm.id, date(2026, 3, 2), hospital)
+
+    assert adm.person_masked == mask(number)
+    with engine.sql_engine.connect() as conn:
+        for table in ("admission_record", "claim_record", "filing_record", "audit_record"):
+            rows = conn.execute(sa.text(f"SELECT * FROM {table}")).all()
+            assert rows, table
+            assert not any(number in str(v) for row in rows for v in row), table
+    lines = stream.getvalue().splitlines()
+    assert any(json.loads(line)["filing_id"] == adm.id for line in lines if "filing_id" in line)
+    for text in [*lines, str(caught.value)]:
+        assert number not in text and number[:-1] not in text
