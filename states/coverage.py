@@ -162,14 +162,18 @@ def decide(
         parts.append(
             Part("filing", policy.rule("scope"), f"care inside the insured {where} needs no filing")
         )
-        percent = policy.in_scope_ratio_percent[emergency_or_other]
-        parts.append(
-            Part(
-                "ratio",
-                policy.rule("in_scope_ratio_percent"),
-                f"{percent}% of the in-city ratio ({emergency_or_other})",
+        if same_area(admission.insured_region, admission.treatment_region, "city"):
+            percent = 100  # care at home is not cross-region care: the in-city ratio itself
+            parts.append(Part("ratio", "P2", "care in the insured city: the in-city ratio"))
+        else:
+            percent = policy.in_scope_ratio_percent[emergency_or_other]
+            parts.append(
+                Part(
+                    "ratio",
+                    policy.rule("in_scope_ratio_percent"),
+                    f"{percent}% of the in-city ratio ({emergency_or_other})",
+                )
             )
-        )
         direct, manual_reason = _settles_directly(admission, parts)
         return _result(
             admission,

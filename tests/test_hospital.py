@@ -583,3 +583,20 @@ def test_e7_counts_its_window_in_working_days_on_the_state_council_calendar(
 
     assert accepted.state.value == "effective"
     assert error.inputs["last_day"] == "2026-10-09"
+
+
+def test_shanghai_counts_its_3_month_claim_from_the_receipt_and_others_from_discharge(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    shanghai = {"insured_region": "310000", "treatment_region": "440100"}
+    sh = admit(any_engine, id_number(1, region="310104"), shanghai, date(2026, 3, 1),
+               networked=False)  # fmt: skip
+    xm = admit(any_engine, xiamen_person(), XIAMEN, date(2026, 3, 1), networked=False)
+    clock.to_local(date(2026, 3, 10))  # discharged on the 5th, settled (receipt) on the 10th
+
+    sh, _ = any_engine.discharge(sh.id, date(2026, 3, 5), HOSPITAL)
+    xm, _ = any_engine.discharge(xm.id, date(2026, 3, 5), HOSPITAL)
+
+    sh_claim, xm_claim = any_engine.get_claim(sh.claim_id), any_engine.get_claim(xm.claim_id)
+    assert (sh_claim.counted_from, sh_claim.last_day) == (date(2026, 3, 10), date(2026, 6, 10))
+    assert (xm_claim.counted_from, xm_claim.last_day) == (date(2026, 3, 5), date(2026, 9, 7))

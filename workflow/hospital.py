@@ -574,6 +574,8 @@ class HospitalSide:
         now: datetime,
     ) -> None:
         counted_from = adm.discharged_on or adm.admitted_on
+        if policy.reimbursement_from == "receipt" and adm.settled_at is not None:
+            counted_from = local_date(adm.settled_at)  # P6 (Shanghai): the receipt's date
         deadline = claim_deadline(policy, counted_from, self.calendar)
         assert deadline is not None
         manual = cov.manual
