@@ -15,7 +15,7 @@ from typing import Any
 
 from states.admissions import Admission, Care, Extension, extension_threshold, filing_window
 from states.filing import Filing
-from states.periods import PeriodEnd, WorkCalendar, act_deadline
+from states.periods import PeriodEnd, WorkCalendar, act_deadline, local_date
 from states.policy import Policy, Requirement
 from states.regions import same_area
 from states.vocabulary import Category, Document, FilingState, Institution, Kind
@@ -133,6 +133,16 @@ def claim_documents(
     if by_proxy:
         docs.append((Document.PROXY_AUTHORISATION,))
     return tuple(docs)
+
+
+def claim_counted_from(admission: Admission, policy: Policy) -> date | None:
+    """P6: the day a claim's period counts from: the discharge (a visit's own day), or where the
+    region counts from the receipt (Shanghai), the day of settlement. None while unknown."""
+    if policy.reimbursement_from == "receipt" and admission.settled_at is not None:
+        return local_date(admission.settled_at)
+    if admission.care is not Care.INPATIENT:
+        return admission.admitted_on  # a visit's expense date
+    return admission.discharged_on
 
 
 def claim_deadline(
@@ -398,9 +408,7 @@ def _result(
 ) -> Coverage:
     manual = None
     if not direct and reimbursable:
-        counted_from = admission.discharged_on
-        if admission.care is not Care.INPATIENT:
-            counted_from = admission.admitted_on  # a visit's expense date
+        counted_from = claim_counted_from(admission, policy)
         deadline = claim_deadline(policy, counted_from, calendar)
         reduction = policy.manual_temporary_reduction_percent if temporary else 0
         manual = ManualClaim(

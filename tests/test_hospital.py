@@ -600,3 +600,128 @@ def test_shanghai_counts_its_3_month_claim_from_the_receipt_and_others_from_disc
     sh_claim, xm_claim = any_engine.get_claim(sh.claim_id), any_engine.get_claim(xm.claim_id)
     assert (sh_claim.counted_from, sh_claim.last_day) == (date(2026, 3, 10), date(2026, 6, 10))
     assert (xm_claim.counted_from, xm_claim.last_day) == (date(2026, 3, 5), date(2026, 9, 7))
+
+
+# -- a filing made in time and still under review meets its window ----------------------------
+
+
+def test_a_retro_filing_submitted_in_time_keeps_the_deemed_filing_until_its_review(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    person = jiangmen_person()
+    adm = admit(any_engine, person, JIANGMEN, date(2026, 3, 1), emergency=True)
+    clock.to_local(date(2026, 3, 11), 15)
+    filing = any_engine.submit(retro(any_engine, person, adm.id, JIANGMEN).id, PERSON)
+    window = deadline(any_engine, adm.deemed_filing_id, "filing_window")
+
+    clock.now = window.due_at  # the sweep runs while the filing is under review
+    assert any_engine.fire_deadline(adm.deemed_filing_id, "filing_window", window.due_at) == (
+        "retired"
+    )
+    assert any_engine.coverage(adm.id, OFFICER).basis == "deemed"
+    clock.to_local(date(2026, 3, 13))
+    approved = any_engine.approve(filing.id, OFFICER)
+
+    assert approved.state.value == "effective"
+    assert any_engine.get(adm.deemed_filing_id).state.value == "cancelled"
+    routed = any_engine.get_admission(adm.id)
+    assert (routed.route, routed.claim_id) == (None, None)
+    adm, cov = any_engine.discharge(adm.id, date(2026, 3, 13), HOSPITAL)
+    assert (cov.basis, adm.settlement.value, adm.claim_id) == ("filing", "direct", None)
+
+
+def test_a_retro_filing_rejected_after_its_window_lets_the_deemed_filing_lapse(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    person = jiangmen_person()
+    adm = admit(any_engine, person, JIANGMEN, date(2026, 3, 1), emergency=True)
+    clock.to_local(date(2026, 3, 10))
+    filing = any_engine.submit(retro(any_engine, person, adm.id, JIANGMEN).id, PERSON)
+    clock.to_local(date(2026, 3, 14))
+
+    any_engine.reject(filing.id, OFFICER, reason="missing_documents")
+
+    assert any_engine.get(adm.deemed_filing_id).state.value == "lapsed"
+    assert any_engine.get_admission(adm.id).route_rule == "E3"
+
+
+def test_a_referral_reported_in_time_but_approved_after_the_e5_window_is_not_routed(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    person = jiangmen_person()
+    adm = admit(any_engine, person, JIANGMEN, date(2026, 3, 2), referral=True, transfer_first=True)
+    clock.to_local(date(2026, 3, 11))
+    reported = any_engine.submit(_report_referral(any_engine, person, adm.id).id, HOSPITAL)
+    window = deadline(any_engine, adm.id, "report_window")
+
+    clock.now = window.due_at
+    assert any_engine.fire_deadline(adm.id, "report_window", window.due_at) == "retired"
+    clock.to_local(date(2026, 3, 14))
+    any_engine.approve(reported.id, OFFICER)
+
+    assert any_engine.get_admission(adm.id).route is None
+    assert any_engine.coverage(adm.id, OFFICER).direct_settlement
+
+
+def test_a_refused_retro_filing_after_direct_settlement_opens_no_claim(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    person = xiamen_person()
+    adm = admit(any_engine, person, XIAMEN, date(2026, 3, 1), emergency=True)
+    clock.to_local(date(2026, 3, 5))
+    adm, _ = any_engine.discharge(adm.id, date(2026, 3, 5), HOSPITAL)
+    late = retro(any_engine, person, adm.id, XIAMEN, documents=["identity", "declaration_form"])
+
+    refused(lambda: any_engine.submit(late.id, PERSON), "E2")
+
+    after = any_engine.get_admission(adm.id)
+    assert (after.settlement.value, after.route, after.claim_id) == ("direct", None, None)
+
+
+def test_an_extension_requested_before_day_60_and_granted_after_leaves_no_claim(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    adm = _referred_stay(any_engine, jiangmen_person(), date(2026, 3, 2))
+    clock.to_local(date(2026, 4, 26))  # day 55
+    any_engine.request_extension(adm.id, HOSPITAL, documents=["continued_stay_certificate"])
+    due = deadline(any_engine, adm.id, "extension_due")
+    clock.now = due.due_at
+    assert any_engine.fire_deadline(adm.id, "extension_due", due.due_at) == "retired"
+    clock.to_local(date(2026, 5, 3))  # day 62
+    any_engine.grant_extension(adm.id, OFFICER)
+    clock.to_local(date(2026, 5, 20))
+
+    adm, _ = any_engine.discharge(adm.id, date(2026, 5, 20), HOSPITAL)
+
+    assert (adm.settlement.value, adm.route, adm.claim_id) == ("direct", None, None)
+
+
+def test_an_extension_granted_after_the_sweep_routed_the_stay_clears_the_route(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    adm = _referred_stay(any_engine, jiangmen_person(), date(2026, 3, 2))
+    due = deadline(any_engine, adm.id, "extension_due")
+    clock.now = due.due_at
+    any_engine.fire_deadline(adm.id, "extension_due", due.due_at)
+    assert any_engine.get_admission(adm.id).route_rule == "E6"
+    clock.to_local(date(2026, 5, 4))
+    any_engine.request_extension(adm.id, HOSPITAL, documents=["continued_stay_certificate"])
+
+    granted = any_engine.grant_extension(adm.id, OFFICER)
+
+    assert (granted.route, granted.route_rule) == (None, None)
+    assert any_engine.history(adm.id)[-1]["inputs"]["manual_route_cleared"] is True
+
+
+def test_the_decision_and_the_claim_agree_on_the_deadline_counted_from_the_receipt(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    shanghai = {"insured_region": "310000", "treatment_region": "440100"}
+    adm = admit(any_engine, id_number(1, region="310104"), shanghai, date(2026, 3, 1),
+                networked=False)  # fmt: skip
+    clock.to_local(date(2026, 3, 9))
+    adm, cov = any_engine.discharge(adm.id, date(2026, 3, 2), HOSPITAL)
+
+    assert cov.manual is not None and cov.manual.deadline is not None
+    assert cov.manual.deadline.last_day == any_engine.get_claim(adm.claim_id).last_day
+    assert cov.manual.deadline.last_day == date(2026, 6, 9)

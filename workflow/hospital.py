@@ -28,7 +28,14 @@ from states.admissions import (
     filing_window,
     window_inputs,
 )
-from states.coverage import Coverage, claim_deadline, claim_documents, covering_filing, decide
+from states.coverage import (
+    Coverage,
+    claim_counted_from,
+    claim_deadline,
+    claim_documents,
+    covering_filing,
+    decide,
+)
 from states.denial import Denial
 from states.errors import FilingNotFound, InvalidInput
 from states.filing import Filing
@@ -343,12 +350,18 @@ class HospitalSide:
             adm.discharged_on, adm.system_fault = discharged_on, system_fault
             deemed = self._deemed_of(tx, adm)
             window = filing_window(adm, policy, self.calendar)
-            if deemed is not None and window is not None and window.before_discharge:
+            if (
+                deemed is not None
+                and window is not None
+                and window.before_discharge
+                and not self._retro_pending(tx, adm)
+            ):
                 # E3: discharged before filing; the window closes with the discharge.
                 self._save_admission(tx, adm, now)
                 self._close_window(tx, deemed, adm, actor, request, journal)
                 adm = self._load_admission(tx, admission_id)
                 deemed = None
+            adm.settled_at = now  # the receipt's instant (P6, Shanghai)
             cov = decide(adm, policy, self._filings_of(tx, adm), self.calendar)
             adm.status = AdmissionStatus.DISCHARGED
             adm.settlement = Settlement.DIRECT if cov.direct_settlement else Settlement.SELF_PAID
@@ -373,8 +386,13 @@ class HospitalSide:
                     "discharge",
                     before,
                     Outcome.APPLIED,
-                    cov.rule_id,
-                    f"discharged and settled {adm.settlement.value}",
+                    adm.route_rule if past_threshold else cov.rule_id,
+                    f"discharged and settled {adm.settlement.value}"
+                    + (
+                        "; days past the extension threshold are claimed by hand"
+                        if past_threshold
+                        else ""
+                    ),
                     {
                         **cov.as_inputs(),
                         "discharged_on": str(discharged_on),
@@ -417,6 +435,13 @@ class HospitalSide:
             if denial is not None:
                 return self._refuse_admission(tx, adm, event, denial, actor, request, journal)
             before = adm.extension
+            cleared = (
+                event == "grant_extension"
+                and adm.route == _MANUAL
+                and adm.route_rule == policy.rule("after_extension_missing")
+            )
+            if cleared:  # the days past the threshold are covered after all
+                adm.route, adm.route_rule = None, None
             adm.extension = {
                 "request_extension": Extension.REQUESTED,
                 "grant_extension": Extension.GRANTED,
@@ -438,6 +463,7 @@ class HospitalSide:
                         "to": adm.extension.value,
                         "threshold_last_day": str(threshold),
                         "supplied": sorted(supplied),
+                        "manual_route_cleared": cleared,
                     },
                     actor,
                     request,
@@ -573,9 +599,7 @@ class HospitalSide:
         journal: Journal,
         now: datetime,
     ) -> None:
-        counted_from = adm.discharged_on or adm.admitted_on
-        if policy.reimbursement_from == "receipt" and adm.settled_at is not None:
-            counted_from = local_date(adm.settled_at)  # P6 (Shanghai): the receipt's date
+        counted_from = claim_counted_from(adm, policy) or adm.discharged_on or adm.admitted_on
         deadline = claim_deadline(policy, counted_from, self.calendar)
         assert deadline is not None
         manual = cov.manual
@@ -685,6 +709,8 @@ class HospitalSide:
             if filing.state is not FilingState.DEEMED or filing.admission_id is None:
                 return "retired"
             adm = self._load_admission(tx, filing.admission_id)
+            if self._retro_pending(tx, adm):
+                return "retired"  # a filing was made in time; its review decides
             return (
                 "fired"
                 if self._close_window(tx, filing, adm, actor, request, journal)
@@ -692,7 +718,9 @@ class HospitalSide:
             )
         if kind == REPORT_WINDOW:
             adm, policy = self._admission_and_policy(tx, subject_id)
-            if adm.settled or adm.route or self._covering(tx, adm) is not None:
+            if adm.settled or adm.route or self._retro_pending(tx, adm):
+                return "retired"
+            if self._covering(tx, adm) is not None:
                 return "retired"
             window = filing_window(adm, policy, self.calendar)
             assert window is not None
@@ -705,7 +733,10 @@ class HospitalSide:
             return "fired"
         if kind == EXTENSION_DUE:
             adm, policy = self._admission_and_policy(tx, subject_id)
-            if adm.status is not AdmissionStatus.ADMITTED or adm.extension is Extension.GRANTED:
+            if adm.status is not AdmissionStatus.ADMITTED or adm.extension in (
+                Extension.GRANTED,
+                Extension.REQUESTED,  # the agency's decision, when it comes, settles it
+            ):
                 return "retired"
             threshold = extension_threshold(adm, policy)
             what = policy.after_extension_missing
@@ -723,9 +754,18 @@ class HospitalSide:
                     "after_extension_missing": what,
                 },
             )
-            self._route_manual(
-                tx, adm.id, denial, actor, request, journal, event="extension_missing"
-            )
+            if what == _MANUAL:
+                self._route_manual(
+                    tx, adm.id, denial, actor, request, journal, event="extension_missing"
+                )
+            else:
+                journal.append(
+                    self._audit_admission(
+                        tx, adm, "extension_missing", adm.status, Outcome.APPLIED,
+                        denial.rule_id, denial.reason, denial.inputs, actor, request,
+                        self._now(),
+                    )
+                )  # fmt: skip
             return "fired"
         if kind == EXTENSION_REMINDER:
             adm, _ = self._admission_and_policy(tx, subject_id)
@@ -788,13 +828,46 @@ class HospitalSide:
         self._route_manual(tx, adm.id, reason, actor, request, journal)
         return True
 
+    def _retro_pending(self, tx: Tx, adm: Admission) -> bool:
+        """A filing for this admission was submitted in time and is under review or effective:
+        the window was met (E3, E5, E7), whatever the review's date."""
+        row = tx.one(
+            "SELECT id FROM filing_record WHERE admission_id = :a AND deemed = :f "
+            "AND state IN ('submitted', 'effective') LIMIT 1",
+            {"a": adm.id, "f": False},
+        )
+        return row is not None
+
+    def _retro_failed(self, tx: Tx, filing: Filing, request: Request, journal: Journal) -> None:
+        """A retro filing ended without taking effect (rejected, withdrawn, lapsed): if its
+        window is over, the admission's deemed filing lapses (E3, E7) or the admission goes to
+        manual reimbursement (E5), as if no filing had been made."""
+        assert filing.admission_id is not None
+        adm, policy = self._admission_and_policy(tx, filing.admission_id)
+        if adm.settled or self._retro_pending(tx, adm):
+            return
+        adm = self._lapse_if_window_over(tx, adm, request, journal)
+        window = filing_window(adm, policy, self.calendar)
+        if (
+            window is not None
+            and window.rule == "E5"
+            and window.end.is_over(self._now())
+            and self._covering(tx, adm) is None
+        ):
+            denial = Denial(
+                window.rule,
+                "the referral reported in time was not approved, and its window is over",
+                {"admitted_on": str(adm.admitted_on), **window_inputs(window)},
+            )
+            self._route_manual(tx, adm.id, denial, SYSTEM_ACTOR, request, journal)
+
     def _lapse_if_window_over(
         self, tx: Tx, adm: Admission, request: Request, journal: Journal
     ) -> Admission:
         """E3, E7: a deemed filing whose window is over lapses before anything relies on it
         (audited, as the scheduler would have done), so no decision sees a stale one."""
         deemed = self._deemed_of(tx, adm)
-        if deemed is None:
+        if deemed is None or self._retro_pending(tx, adm):
             return adm
         policy = self._policy(tx, deemed.policy_region, deemed.policy_version)
         window = filing_window(adm, policy, self.calendar)
@@ -817,9 +890,9 @@ class HospitalSide:
         """P5: the person pays in full and claims manual reimbursement; recorded once, with the
         rule that closed direct settlement."""
         now = self._now()
-        adm, policy = self._admission_and_policy(tx, admission_id)
-        if adm.route == _MANUAL:
-            return
+        adm = self._load_admission(tx, admission_id)
+        if adm.route == _MANUAL or adm.settled:
+            return  # once settled, the discharge decided the route and any claim
         adm.route, adm.route_rule = _MANUAL, denial.rule_id
         self._save_admission(tx, adm, now)
         journal.append(
@@ -837,9 +910,6 @@ class HospitalSide:
                 now,
             )
         )
-        if adm.settled and adm.claim_id is None:
-            cov = decide(adm, policy, self._filings_of(tx, adm), self.calendar)
-            self._open_claim(tx, adm, policy, cov, actor, request, journal, now)
 
     def _retro_effective(
         self,

@@ -32,6 +32,7 @@ from states.policy import NATIONAL, Policy, policy_for, policy_from_document
 from states.regions import area_of
 from states.table import TRANSITIONS, WRONG_STATE_RULE, Transition
 from states.vocabulary import (
+    FINAL_STATES,
     Category,
     Channel,
     Document,
@@ -471,6 +472,8 @@ class FilingService(HospitalSide):
                 now,
             )
         )
+        if row.dest in FINAL_STATES and filing.admission_id and not filing.deemed:
+            self._retro_failed(tx, filing, request, journal)
         if row.dest is FilingState.EFFECTIVE and filing.admission_id:
             # A retro filing took effect: it replaces the deemed filing (E2) and ends the
             # admission's window to report (E5).
