@@ -21,8 +21,10 @@ from states.regions import same_area
 from states.vocabulary import Category, Document, FilingState, Institution, Kind
 
 # States in which a filing may still cover an admission that began inside its validity (V5):
-# an expired filing covers a stay that began before it expired.
+# an expired filing covers a stay that began before it expired; one cancelled, changed or
+# lapsed mid-stay covers a stay that began before the day it ended.
 _COVERING_STATES = frozenset({FilingState.EFFECTIVE, FilingState.EXPIRED})
+_ENDED_EARLY = frozenset({FilingState.CANCELLED, FilingState.LAPSED})
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,11 @@ def covering_filing(admission: Admission, filings: Iterable[Filing]) -> Filing |
             if f.admission_id == admission.id and f.state is FilingState.DEEMED:
                 deemed = f
             continue
+        ended_after_admission = f.state in _ENDED_EARLY and admission.admitted_on < local_date(
+            f.updated_at
+        )
         if (
-            f.state in _COVERING_STATES
+            (f.state in _COVERING_STATES or ended_after_admission)
             and f.insurance_type is admission.insurance_type
             and f.effective_on is not None
             and f.effective_on <= admission.admitted_on
@@ -221,7 +226,7 @@ def decide(
             )
     else:
         basis = "filing"
-        rule = filing_rule = "V5" if filing.state is FilingState.EXPIRED else "P1"
+        rule = filing_rule = "V5" if filing.state is not FilingState.EFFECTIVE else "P1"
         parts.append(
             Part(
                 "filing",

@@ -40,6 +40,7 @@ class Attempt:
     # are counted on (C3, C6).
     admission: Admission | None = None
     calendar: WorkCalendar | None = None
+    actor_id: str = ""  # who attempts it (E4: the reviewer is not the applicant)
 
 
 Guard = Callable[[Attempt], Denial | None]
@@ -230,6 +231,13 @@ def referral_to_review(a: Attempt) -> Denial | None:
         )
     if a.filing.hospital_reviewed:
         return Denial("E4", "the referral application is already reviewed", {})
+    if a.actor_id == a.filing.filed_by:
+        return Denial(
+            "E4",
+            "the medical office reviews what the clinical department applied for: the reviewer "
+            "cannot be the applicant",
+            {},
+        )
     return None
 
 

@@ -94,7 +94,7 @@ def check_application(
             f"({'省内' if where == 'province' else '市内'}异地就医无需备案)",
         )
     if admission is not None:
-        _check_retro(app, admission)
+        _check_retro(app, admission, policy)
     elif app.start_date is not None and app.start_date < today:
         # A filing starts today or later; only a retro filing (E2) starts earlier.
         raise InvalidInput(
@@ -131,12 +131,9 @@ def check_application(
         )
 
 
-def _check_retro(app: Application, admission: Admission) -> None:
-    """E2: a retro filing is the admitted person's, for that place, starting by admission."""
-    if app.kind.category is not Category.TEMPORARY:
-        raise InvalidInput(
-            "kind", "E2", "a filing for an admission already begun is a temporary one (K4-K6)"
-        )
+def _check_retro(app: Application, admission: Admission, policy: Policy) -> None:
+    """E2: a retro filing is the admitted person's, for that place, starting by admission and
+    still valid on the admission day (V5), so that it covers it."""
     if app.insurance_type is not admission.insurance_type:
         raise InvalidInput("insurance_type", "E2", "must match the admission's insurance type")
     if app.insured_region != admission.insured_region:
@@ -150,6 +147,15 @@ def _check_retro(app: Application, admission: Admission) -> None:
             "start_date",
             "E2",
             f"a retro filing starts on or before the admission date ({admission.admitted_on})",
+        )
+    long_term = app.kind.category is Category.LONG_TERM
+    months = policy.long_term_validity_months if long_term else policy.temporary_validity_months
+    if months and validity_end(app.start_date, months=months).last_day < admission.admitted_on:
+        raise InvalidInput(
+            "start_date",
+            "E2",
+            f"a filing starting {app.start_date} would have ended before the admission on "
+            f"{admission.admitted_on}, so it could not cover it",
         )
 
 
@@ -186,7 +192,9 @@ def _take_effect(filing: Filing, policy: Policy, today: date) -> None:
     filing.effective_on = effective_on
     # E4: a referral continues the deductible where the region says so.
     filing.continues_deductible = (
-        filing.kind is Kind.REFERRAL and policy.referral_continues_deductible
+        filing.kind is Kind.REFERRAL
+        and filing.channel is Channel.HOSPITAL_SYSTEM  # the hospital's own referral (E4)
+        and policy.referral_continues_deductible
     )
     if filing.category is Category.LONG_TERM:
         validity, lock = policy.long_term_validity_months, policy.long_term_cancel_lock_months

@@ -19,6 +19,8 @@ from workflow import FilingEngine
 from workflow.context import Actor
 
 HOSPITAL = Actor("his-1", Role.HOSPITAL, Channel.HOSPITAL_SYSTEM, organisation="H4401001")
+# The same hospital's medical office (医务科), which reviews its clinical departments' referrals.
+MEDICAL_OFFICE = Actor("his-med-1", Role.HOSPITAL, Channel.HOSPITAL_SYSTEM, organisation="H4401001")
 JIANGMEN = {"insured_region": "440700", "treatment_region": "440100"}  # Guangzhou: out of city
 XIAMEN = {"insured_region": "350200", "treatment_region": "440100"}  # out of Fujian
 K5_DOCS = ["identity", "declaration_form", "emergency_diagnosis"]
@@ -324,17 +326,18 @@ def test_a_hospital_referral_is_reviewed_by_its_medical_office_before_it_is_repo
     )  # fmt: skip
     refused(lambda: any_engine.submit(filing.id, HOSPITAL), "E4")
     refused(lambda: any_engine.stamp(filing.id, PERSON), "E4")
+    refused(lambda: any_engine.stamp(filing.id, HOSPITAL), "E4")  # the applicant itself
 
-    stamped = any_engine.stamp(filing.id, HOSPITAL)
-    refused(lambda: any_engine.stamp(filing.id, HOSPITAL), "E4")
+    stamped = any_engine.stamp(filing.id, MEDICAL_OFFICE)
+    refused(lambda: any_engine.stamp(filing.id, MEDICAL_OFFICE), "E4")
     reported = any_engine.submit(stamped.id, HOSPITAL)
     approved = any_engine.approve(reported.id, OFFICER)
 
     assert stamped.hospital_reviewed and reported.state.value == "submitted"
     assert approved.continues_deductible  # E4: 连续计算起付标准, recorded on the filing
     assert [e[:2] for e in events(any_engine, filing.id)] == [
-        ("create", "applied"), ("submit", "denied"), ("stamp", "denied"), ("stamp", "applied"),
-        ("stamp", "denied"), ("submit", "applied"), ("approve", "applied"),
+        ("create", "applied"), ("submit", "denied"), ("stamp", "denied"), ("stamp", "denied"),
+        ("stamp", "applied"), ("stamp", "denied"), ("submit", "applied"), ("approve", "applied"),
     ]  # fmt: skip
 
 
@@ -343,7 +346,7 @@ def _report_referral(engine: FilingEngine, person: str, admission_id: str) -> An
         id_number=person, kind="K4", insurance_type="employee", actor=HOSPITAL, documents=K4_DOCS,
         admission_id=admission_id, **JIANGMEN,
     )  # fmt: skip
-    engine.stamp(filing.id, HOSPITAL)
+    engine.stamp(filing.id, MEDICAL_OFFICE)
     return filing
 
 
@@ -396,7 +399,7 @@ def _referred_stay(engine: FilingEngine, person: str, on: date) -> Any:
         id_number=person, kind="K4", insurance_type="employee", actor=HOSPITAL,
         documents=K4_DOCS, **JIANGMEN,
     )  # fmt: skip
-    engine.approve(engine.submit(engine.stamp(filing.id, HOSPITAL).id, HOSPITAL).id, OFFICER)
+    engine.approve(engine.submit(engine.stamp(filing.id, MEDICAL_OFFICE).id, HOSPITAL).id, OFFICER)
     return admit(engine, person, JIANGMEN, on, referral=True)
 
 
@@ -725,3 +728,71 @@ def test_the_decision_and_the_claim_agree_on_the_deadline_counted_from_the_recei
     assert cov.manual is not None and cov.manual.deadline is not None
     assert cov.manual.deadline.last_day == any_engine.get_claim(adm.claim_id).last_day
     assert cov.manual.deadline.last_day == date(2026, 6, 9)
+
+
+# -- who may act ------------------------------------------------------------------------------
+
+
+def test_a_hospital_acts_only_on_its_own_admissions_and_never_files_the_claim(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    other = Actor("his-9", Role.HOSPITAL, Channel.HOSPITAL_SYSTEM, organisation="H3301009")
+    adm = admit(any_engine, xiamen_person(), XIAMEN, date(2026, 3, 1), networked=False)
+    clock.to_local(date(2026, 3, 3))
+
+    refused(lambda: any_engine.discharge(adm.id, date(2026, 3, 3), other), "E2")
+    assert any_engine.get_admission(adm.id).status.value == "admitted"
+    adm, _ = any_engine.discharge(adm.id, date(2026, 3, 3), HOSPITAL)
+    docs = [g[0].value for g in any_engine.get_claim(adm.claim_id).documents_required]
+    refused(lambda: any_engine.file_claim(adm.claim_id, HOSPITAL, documents=docs), "P5")
+
+    assert any_engine.get_claim(adm.claim_id).status == "open"
+    assert events(any_engine, adm.claim_id)[-1] == ("file_claim", "denied", "P5")
+
+
+def test_a_counter_referral_does_not_continue_the_deductible(any_engine: FilingEngine) -> None:
+    filing = any_engine.create(
+        id_number=jiangmen_person(), kind="K4", insurance_type="employee", actor=PERSON,
+        documents=K4_DOCS, **JIANGMEN,
+    )  # fmt: skip
+    approved = any_engine.approve(any_engine.submit(filing.id, PERSON).id, OFFICER)
+    assert approved.state.value == "effective" and not approved.continues_deductible
+
+
+def test_a_long_term_retro_filing_is_accepted_and_one_ending_before_admission_is_not(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    person = xiamen_person()
+    adm = admit(any_engine, person, XIAMEN, date(2026, 3, 1))
+    with pytest.raises(InvalidInput) as stale:
+        retro(any_engine, person, adm.id, XIAMEN, kind="K6", start_date=date(2025, 8, 31),
+              documents=["identity", "declaration_form"])  # fmt: skip
+    assert (stale.value.field, stale.value.rule_id) == ("start_date", "E2")
+
+    filing = retro(any_engine, person, adm.id, XIAMEN, kind="K2",
+                   documents=["identity", "declaration_form", "household_register",
+                              "residence_permit"])  # fmt: skip
+    filing = any_engine.submit(filing.id, PERSON)
+
+    assert (filing.state.value, filing.effective_on) == ("effective", date(2026, 3, 1))
+    assert any_engine.coverage(adm.id, OFFICER).filing_id == filing.id
+
+
+def test_a_filing_cancelled_mid_stay_still_covers_the_stay_it_began_inside(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    from tests.conftest import effective
+
+    person = id_number(7, region="110105")
+    filing = effective(any_engine, id_number=person, treatment_region="440100")
+    beijing = {"insured_region": "110000", "treatment_region": "440100"}
+    clock.to_local(date(2026, 3, 5))
+    during = admit(any_engine, person, beijing, date(2026, 3, 5))
+    clock.to_local(date(2026, 3, 6))
+    any_engine.cancel(filing.id, PERSON)
+    after = admit(any_engine, person, beijing, date(2026, 3, 6))
+
+    assert (
+        any_engine.coverage(during.id, OFFICER).rule_id,
+        any_engine.coverage(after.id, OFFICER).basis,
+    ) == ("V5", "none")

@@ -6,8 +6,10 @@ import secrets
 from dataclasses import dataclass
 
 from states.denial import Denial
-from states.errors import TransitionRefused
+from states.errors import InvalidInput, TransitionRefused
 from states.vocabulary import Channel, Role
+
+_ID_LIMIT = 64  # actor ids, organisations, request and correlation ids (column widths)
 
 
 @dataclass(frozen=True)
@@ -53,3 +55,17 @@ def _refusal(subject_id: str, event: str, state: str, denial: Denial) -> Transit
         reason=denial.reason,
         inputs=denial.inputs,
     )
+
+
+def _check_request(actor: Actor, request: Request) -> None:
+    """Identifiers live in fixed-width columns: refuse, naming the field, what would not fit."""
+    for field, value in (
+        ("actor.id", actor.id),
+        ("actor.organisation", actor.organisation or ""),
+        ("request_id", request.request_id),
+        ("correlation_id", request.correlation_id),
+    ):
+        if len(value) > _ID_LIMIT:
+            raise InvalidInput(field, "L7", f"at most {_ID_LIMIT} characters")
+    if not actor.id:
+        raise InvalidInput("actor.id", "L7", "every transition names who made it")

@@ -54,7 +54,7 @@ from states.vocabulary import (
     Settlement,
 )
 from workflow.config import Settings
-from workflow.context import SYSTEM_ACTOR, Actor, Request, _refusal, _Refused
+from workflow.context import SYSTEM_ACTOR, Actor, Request, _check_request, _refusal, _Refused
 from workflow.identity import mask, normalise_id_number, person_key, region_exists
 from workflow.store import Store, Tx
 
@@ -70,6 +70,7 @@ CLAIM_REMINDER = "claim_reminder"  # P6
 CLAIM_DUE = "claim_due"  # P6
 
 _ADMITTERS = frozenset({Role.HOSPITAL, Role.OFFICER, Role.ADMINISTRATOR})
+_CLAIMANTS = frozenset({Role.INSURED, Role.OFFICER, Role.ADMINISTRATOR})
 _HOSPITAL_CODE_LIMIT = 32
 _MANUAL = "manual_reimbursement"
 
@@ -100,6 +101,10 @@ _UPDATE_CLAIM = (
 _FIRE_DEADLINE = (
     "UPDATE deadline_record SET fired_at = :at, outcome = :outcome "
     "WHERE subject_id = :s AND kind = :k AND due_at = :d AND fired_at IS NULL"
+)
+_DEADLINE_OUTCOME = (
+    "UPDATE deadline_record SET outcome = :outcome "
+    "WHERE subject_id = :s AND kind = :k AND due_at = :d"
 )
 _RETIRE_PENDING = (
     "UPDATE deadline_record SET fired_at = :at, outcome = 'retired' "
@@ -213,6 +218,7 @@ class HospitalSide:
         """Record an admission. An emergency without a covering filing is deemed filed (E1);
         the windows its dates open (E3, E5, E7) and the extension threshold (E6) are written as
         deadline rows in the same transaction."""
+        _check_request(actor, request)
         _check_actor(actor, _ADMITTERS, "record admissions")
         number = normalise_id_number(id_number)
         key = person_key(number, self.settings.person_key)
@@ -334,6 +340,7 @@ class HospitalSide:
         """出院结算: decide coverage, settle directly or route to manual reimbursement (P5) with
         a claim and its deadline (P6). A deemed filing ends here: it lapses where a window to
         file had to be met before discharge (E3), else it has served its admission (E1)."""
+        _check_request(actor, request)
 
         def work(tx: Tx, journal: Journal) -> tuple[Admission, Coverage] | _Refused:
             now = self._now()
@@ -424,6 +431,7 @@ class HospitalSide:
     ) -> Admission:
         """E6: request (hospital or person, with the hospital's documents), grant or refuse
         (agency) the extension of a referred stay past the region's threshold."""
+        _check_request(actor, request)
 
         def work(tx: Tx, journal: Journal) -> Admission | _Refused:
             now = self._now()
@@ -478,6 +486,7 @@ class HospitalSide:
         self, admission_id: str, day: date | None, actor: Actor, request: Request
     ) -> Coverage:
         """The coverage decision for a day of the admission (default: its first), recorded."""
+        _check_request(actor, request)
 
         def work(tx: Tx, journal: Journal) -> Coverage:
             now = self._now()
@@ -515,6 +524,7 @@ class HospitalSide:
         request: Request,
     ) -> Claim:
         """P5, P6: file a manual reimbursement claim with its documents, before its deadline."""
+        _check_request(actor, request)
 
         def work(tx: Tx, journal: Journal) -> Claim | _Refused:
             now = self._now()
@@ -523,7 +533,14 @@ class HospitalSide:
                 tx, claim.policy_region_version[0], claim.policy_region_version[1]
             )
             denial = None
-            if claim.claim.status != "open":
+            if actor.role not in _CLAIMANTS:
+                denial = Denial(
+                    "P5",
+                    f"the {actor.role.value} role may not file a claim; the person (or a proxy) "
+                    "files it at the insured place's agency",
+                    {"role": actor.role.value},
+                )
+            elif claim.claim.status != "open":
                 denial = Denial("P6", f"the claim is {claim.claim.status}", {})
             elif now >= claim.claim.due_at:
                 denial = Denial(
@@ -678,18 +695,13 @@ class HospitalSide:
                 raise InvalidInput(
                     "due_at", "C4", "a deadline is applied at, not before, its due instant"
                 )
-            pending = tx.one(
-                "SELECT kind FROM deadline_record WHERE subject_id = :s AND kind = :k "
-                "AND due_at = :d AND fired_at IS NULL",
-                {"s": subject_id, "k": kind, "d": due_at},
-            )
-            if pending is None:
+            # Claim the row first: of two sweepers reaching it, only one updates it.
+            key = {"s": subject_id, "k": kind, "d": due_at}
+            if tx.run(_FIRE_DEADLINE, {**key, "at": now, "outcome": "fired"}) != 1:
                 return None
             outcome = self._apply_deadline(tx, subject_id, kind, request, journal)
-            tx.run(
-                _FIRE_DEADLINE,
-                {"s": subject_id, "k": kind, "d": due_at, "at": now, "outcome": outcome},
-            )
+            if outcome != "fired":
+                tx.run(_DEADLINE_OUTCOME, {**key, "outcome": outcome})
             return outcome
 
         return self._run(work, request)
@@ -959,6 +971,12 @@ class HospitalSide:
                 spec.rule,
                 f"the {actor.role.value} role may not {event}",
                 {"role": actor.role.value},
+            )
+        elif actor.role is Role.HOSPITAL and actor.organisation != adm.hospital_org:
+            denial = Denial(
+                spec.rule,
+                "a hospital acts only on admissions it recorded",
+                {"hospital_org": adm.hospital_org, "actor_org": actor.organisation},
             )
         elif adm.status not in spec.sources:
             denial = Denial(

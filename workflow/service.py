@@ -47,7 +47,7 @@ from workflow.config import Settings
 from workflow.context import SYSTEM_ACTOR as SYSTEM_ACTOR
 from workflow.context import Actor as Actor
 from workflow.context import Request as Request
-from workflow.context import _refusal, _Refused
+from workflow.context import _check_request, _refusal, _Refused
 from workflow.hospital import HospitalSide
 from workflow.identity import mask, normalise_id_number, person_key, region_exists
 from workflow.machine import FilingMachine
@@ -105,7 +105,7 @@ _OPEN_FILINGS_OF_PERSON = (
 _RETRO_RULES = frozenset({"E2", "E3", "E5", "E7"})
 # States whose pending deadlines stop applying when the filing leaves them.
 _COVERING = frozenset({FilingState.EFFECTIVE, FilingState.DEEMED})
-_ID_LIMIT = 64  # actor ids, organisations, request and correlation ids (column widths)
+
 _T = TypeVar("_T")
 
 
@@ -395,7 +395,7 @@ class FilingService(HospitalSide):
         admission = self._load_admission(tx, filing.admission_id) if filing.admission_id else None
         attempt = Attempt(
             filing, policy, event, now, local_date(now), reason, supplied, other_effective,
-            admission=admission, calendar=self.calendar,
+            admission=admission, calendar=self.calendar, actor_id=actor.id,
         )  # fmt: skip
         fired = self.machine.fire(event, attempt, actor.role)
         return attempt, fired.denial, fired.row
@@ -840,20 +840,6 @@ class FilingService(HospitalSide):
 class _ChangeRefused(Exception):
     def __init__(self, denial: Denial) -> None:
         self.denial = denial
-
-
-def _check_request(actor: Actor, request: Request) -> None:
-    """Identifiers live in fixed-width columns: refuse, naming the field, what would not fit."""
-    for field, value in (
-        ("actor.id", actor.id),
-        ("actor.organisation", actor.organisation or ""),
-        ("request_id", request.request_id),
-        ("correlation_id", request.correlation_id),
-    ):
-        if len(value) > _ID_LIMIT:
-            raise InvalidInput(field, "L7", f"at most {_ID_LIMIT} characters")
-    if not actor.id:
-        raise InvalidInput("actor.id", "L7", "every transition names who made it")
 
 
 def _check_reason(event: str, reason: str | None) -> None:
