@@ -796,3 +796,19 @@ def test_a_filing_cancelled_mid_stay_still_covers_the_stay_it_began_inside(
         any_engine.coverage(during.id, OFFICER).rule_id,
         any_engine.coverage(after.id, OFFICER).basis,
     ) == ("V5", "none")
+
+
+def test_a_late_second_retro_filing_leaves_a_stay_filed_in_time_alone(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    person = jiangmen_person()
+    adm = admit(any_engine, person, JIANGMEN, date(2026, 3, 1), emergency=True)
+    in_time = any_engine.approve(
+        any_engine.submit(retro(any_engine, person, adm.id, JIANGMEN).id, PERSON).id, OFFICER
+    )
+    clock.to_local(date(2026, 3, 12))
+    refused(lambda: any_engine.submit(retro(any_engine, person, adm.id, JIANGMEN).id, PERSON), "E3")
+
+    assert any_engine.get_admission(adm.id).route is None
+    adm, cov = any_engine.discharge(adm.id, date(2026, 3, 12), HOSPITAL)
+    assert (cov.filing_id, adm.settlement.value, adm.claim_id) == (in_time.id, "direct", None)

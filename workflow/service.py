@@ -428,8 +428,10 @@ class FilingService(HospitalSide):
                 # Too late to file for this admission: a deemed filing whose window is over
                 # lapses, and the person pays first and claims (P5).
                 adm = self._load_admission(tx, filing.admission_id)
-                self._lapse_if_window_over(tx, adm, request, journal)
-                self._route_manual(tx, filing.admission_id, denial, actor, request, journal)
+                met = self._retro_pending(tx, adm) or self._covering(tx, adm) is not None
+                if not met:  # another filing made in time (or before) already covers it
+                    self._lapse_if_window_over(tx, adm, request, journal)
+                    self._route_manual(tx, adm.id, denial, actor, request, journal)
             return denial
         now, version = attempt.now, filing.version
         apply_effects(filing, row, attempt)
