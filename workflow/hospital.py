@@ -443,18 +443,24 @@ class HospitalSide:
             if denial is not None:
                 return self._refuse_admission(tx, adm, event, denial, actor, request, journal)
             before = adm.extension
-            cleared = (
-                event == "grant_extension"
-                and adm.route == _MANUAL
-                and adm.route_rule == policy.rule("after_extension_missing")
-            )
-            if cleared:  # the days past the threshold are covered after all
-                adm.route, adm.route_rule = None, None
             adm.extension = {
                 "request_extension": Extension.REQUESTED,
                 "grant_extension": Extension.GRANTED,
                 "refuse_extension": Extension.REFUSED,
             }[event]
+            cleared = False
+            if (
+                event == "grant_extension"
+                and adm.route == _MANUAL
+                and adm.route_rule == policy.rule("after_extension_missing")
+            ):
+                # The days past the threshold are covered now; the stay stays routed only if
+                # something else still keeps it from settling directly (E3 lapsed, P5...).
+                cov = decide(adm, policy, self._filings_of(tx, adm), self.calendar)
+                if cov.direct_settlement:
+                    adm.route, adm.route_rule, cleared = None, None, True
+                else:
+                    adm.route_rule = cov.rule_id
             self._save_admission(tx, adm, now)
             threshold = extension_threshold(adm, policy)
             journal.append(
@@ -472,6 +478,7 @@ class HospitalSide:
                         "threshold_last_day": str(threshold),
                         "supplied": sorted(supplied),
                         "manual_route_cleared": cleared,
+                        "route_rule": adm.route_rule,
                     },
                     actor,
                     request,
