@@ -11,11 +11,13 @@ each event applies and which rule refuses it elsewhere; the guards below say whe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from states.denial import Denial
+from states.errors import InvalidInput
 from states.periods import (
     PeriodEnd,
     WorkCalendar,
@@ -24,7 +26,10 @@ from states.periods import (
     working_days_deadline,
 )
 from states.policy import Policy
+from states.regions import EXCLUDED_PROVINCES, is_province_level, province_of
 from states.vocabulary import Document, Institution, InsuranceType, Role, Settlement
+
+_HOSPITAL_CODE_LIMIT = 32
 
 
 class AdmissionStatus(StrEnum):
@@ -44,6 +49,52 @@ class Extension(StrEnum):
     REQUESTED = "requested"
     GRANTED = "granted"
     REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What a hospital reports when a person is admitted (or visits, or buys drugs)."""
+
+    insurance_type: InsuranceType
+    insured_region: str
+    treatment_region: str
+    hospital_code: str
+    admitted_on: date
+    institution: Institution = Institution.HOSPITAL
+    networked: bool = True
+    care: Care = Care.INPATIENT
+    emergency: bool = False
+    referral: bool = False
+    transfer_first: bool = False
+    chronic_enabled: bool = False
+    chronic_declared: bool = False
+
+
+def check_visit(visit: Visit, today: date, *, region_exists: Callable[[str], bool]) -> None:
+    """Bad input names its field and rule; nothing is written."""
+    for name in ("insured_region", "treatment_region"):
+        code = getattr(visit, name)
+        if not (isinstance(code, str) and len(code) == 6 and code.isdigit()):
+            raise InvalidInput(name, "K8", "must be a six-digit GB/T 2260 region code")
+        if province_of(code) in EXCLUDED_PROVINCES:
+            raise InvalidInput(name, "K7", "filings never cover Hong Kong, Macao or Taiwan")
+        if not region_exists(code):
+            raise InvalidInput(name, "K8", f"{code} is not a current GB/T 2260 region code")
+    if is_province_level(visit.treatment_region):
+        raise InvalidInput("treatment_region", "K8", "name the city or county of treatment")
+    code = visit.hospital_code
+    if not (isinstance(code, str) and 0 < len(code) <= _HOSPITAL_CODE_LIMIT and code.isalnum()):
+        raise InvalidInput(
+            "hospital_code", "P1", f"letters and digits, at most {_HOSPITAL_CODE_LIMIT}"
+        )
+    if visit.admitted_on > today:
+        raise InvalidInput("admitted_on", "E2", "an admission is recorded once it has begun")
+    if visit.transfer_first and not visit.referral:
+        raise InvalidInput("transfer_first", "E5", "only a referral transfers first")
+    if visit.institution is Institution.PHARMACY and visit.care is not Care.OUTPATIENT:
+        raise InvalidInput("care", "P3", "a pharmacy purchase is outpatient care")
+    if visit.institution is Institution.PHARMACY and (visit.emergency or visit.referral):
+        raise InvalidInput("institution", "P3", "emergencies and referrals are hospital care")
 
 
 @dataclass
@@ -252,6 +303,14 @@ def extension_denial(
     return None
 
 
-def stay_day(admission: Admission, day: date) -> int:
-    """Which day of the stay `day` is, counting the admission day as day 0 (C1)."""
-    return (day - admission.admitted_on).days
+def claims_days_past_threshold(admission: Admission, policy: Policy) -> bool:
+    """E6: a discharged referred stay that passed the threshold without a granted extension has
+    its days past it claimed by hand, where the region says so (else they are not covered)."""
+    threshold = extension_threshold(admission, policy)
+    return (
+        threshold is not None
+        and admission.discharged_on is not None
+        and admission.discharged_on > threshold
+        and admission.extension is not Extension.GRANTED
+        and policy.after_extension_missing == "manual_reimbursement"
+    )

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 import structlog
 
-from states.admissions import Admission, Care
+from states.admissions import Admission, Care, Visit
 from states.coverage import Coverage
 from states.errors import InvalidInput, PolicyConfigError
 from states.filing import Filing
@@ -30,7 +30,7 @@ from workflow.calendar import build_calendar
 from workflow.clock import system_clock
 from workflow.config import Settings, load_settings
 from workflow.db import create_engine, upgrade
-from workflow.hospital import Claim, Visit
+from workflow.hospital import Claim
 from workflow.logs import configure_logging
 from workflow.service import Actor, Clock, Deadline, FilingService, Request
 

@@ -22,6 +22,9 @@ from states.admissions import (
     AdmissionStatus,
     Care,
     Extension,
+    Visit,
+    check_visit,
+    claims_days_past_threshold,
     extension_denial,
     extension_reminder_at,
     extension_threshold,
@@ -37,12 +40,12 @@ from states.coverage import (
     decide,
 )
 from states.denial import Denial
-from states.errors import FilingNotFound, InvalidInput
+from states.errors import ConcurrentUpdate, FilingNotFound, InvalidInput
 from states.filing import Filing
 from states.lifecycle import Application
 from states.periods import WorkCalendar, end_of_local_day, local_date
 from states.policy import Policy, Requirement, policy_for
-from states.regions import EXCLUDED_PROVINCES, is_province_level, province_of
+from states.regions import same_area
 from states.vocabulary import (
     Document,
     FilingState,
@@ -71,7 +74,6 @@ CLAIM_DUE = "claim_due"  # P6
 
 _ADMITTERS = frozenset({Role.HOSPITAL, Role.OFFICER, Role.ADMINISTRATOR})
 _CLAIMANTS = frozenset({Role.INSURED, Role.OFFICER, Role.ADMINISTRATOR})
-_HOSPITAL_CODE_LIMIT = 32
 _MANUAL = "manual_reimbursement"
 
 _ADMISSION_MUTABLE = (
@@ -110,25 +112,6 @@ _RETIRE_PENDING = (
     "UPDATE deadline_record SET fired_at = :at, outcome = 'retired' "
     "WHERE subject_id = :s AND fired_at IS NULL"
 )
-
-
-@dataclass(frozen=True)
-class Visit:
-    """What a hospital reports when a person is admitted (or visits, or buys drugs)."""
-
-    insurance_type: InsuranceType
-    insured_region: str
-    treatment_region: str
-    hospital_code: str
-    admitted_on: date
-    institution: Institution = Institution.HOSPITAL
-    networked: bool = True
-    care: Care = Care.INPATIENT
-    emergency: bool = False
-    referral: bool = False
-    transfer_first: bool = False
-    chronic_enabled: bool = False
-    chronic_declared: bool = False
 
 
 @dataclass(frozen=True)
@@ -226,7 +209,7 @@ class HospitalSide:
         def work(tx: Tx, journal: Journal) -> Admission:
             now = self._now()
             policy = policy_for(visit.insured_region, self.settings.policies)
-            _check_visit(visit, local_date(now))
+            check_visit(visit, local_date(now), region_exists=region_exists)
             self._pin(tx, policy.region, policy)
             adm = Admission(
                 id="adm" + _new_hex(now),
@@ -268,7 +251,7 @@ class HospitalSide:
                 )
             )
             covered = self._covering(tx, adm) is not None
-            in_scope = _in_scope(adm, policy)
+            in_scope = same_area(adm.insured_region, adm.treatment_region, policy.scope)
             if adm.emergency and not covered and not in_scope and policy.emergency_deemed_filed:
                 self._deem(tx, adm, policy, number, actor, request, journal, now)
             window = filing_window(adm, policy, self.calendar)
@@ -373,13 +356,7 @@ class HospitalSide:
             adm.status = AdmissionStatus.DISCHARGED
             adm.settlement = Settlement.DIRECT if cov.direct_settlement else Settlement.SELF_PAID
             adm.settled_at = now
-            threshold = extension_threshold(adm, policy)
-            past_threshold = (
-                threshold is not None
-                and discharged_on > threshold
-                and adm.extension is not Extension.GRANTED
-                and policy.after_extension_missing == _MANUAL
-            )
+            past_threshold = claims_days_past_threshold(adm, policy)
             if not cov.direct_settlement or past_threshold:
                 adm.route = _MANUAL
                 adm.route_rule = adm.route_rule or (
@@ -1106,8 +1083,6 @@ class HospitalSide:
         values = {c: v for c, v in _admission_row(adm).items() if c in _ADMISSION_MUTABLE}
         values.update(id=adm.id, expected_version=expected)
         if tx.run(_UPDATE_ADMISSION, values) != 1:
-            from states.errors import ConcurrentUpdate
-
             raise ConcurrentUpdate(adm.id, expected)
 
     def _load_claim(self, tx: Tx, claim_id: str) -> _LoadedClaim:
@@ -1126,8 +1101,6 @@ class HospitalSide:
             "expected_version": expected,
         }
         if tx.run(_UPDATE_CLAIM, values) != 1:
-            from states.errors import ConcurrentUpdate
-
             raise ConcurrentUpdate(claim.id, expected)
 
     # -- queries -----------------------------------------------------------------------------
@@ -1150,39 +1123,6 @@ class _LoadedClaim:
 def _check_actor(actor: Actor, roles: frozenset[Role], what: str) -> None:
     if actor.role not in roles:
         raise InvalidInput("actor.role", "L7", f"the {actor.role.value} role may not {what}")
-
-
-def _check_visit(visit: Visit, today: date) -> None:
-    """Bad input names its field and rule; nothing is written."""
-    for name in ("insured_region", "treatment_region"):
-        code = getattr(visit, name)
-        if not (isinstance(code, str) and len(code) == 6 and code.isdigit()):
-            raise InvalidInput(name, "K8", "must be a six-digit GB/T 2260 region code")
-        if province_of(code) in EXCLUDED_PROVINCES:
-            raise InvalidInput(name, "K7", "filings never cover Hong Kong, Macao or Taiwan")
-        if not region_exists(code):
-            raise InvalidInput(name, "K8", f"{code} is not a current GB/T 2260 region code")
-    if is_province_level(visit.treatment_region):
-        raise InvalidInput("treatment_region", "K8", "name the city or county of treatment")
-    code = visit.hospital_code
-    if not (isinstance(code, str) and 0 < len(code) <= _HOSPITAL_CODE_LIMIT and code.isalnum()):
-        raise InvalidInput(
-            "hospital_code", "P1", f"letters and digits, at most {_HOSPITAL_CODE_LIMIT}"
-        )
-    if visit.admitted_on > today:
-        raise InvalidInput("admitted_on", "E2", "an admission is recorded once it has begun")
-    if visit.transfer_first and not visit.referral:
-        raise InvalidInput("transfer_first", "E5", "only a referral transfers first")
-    if visit.institution is Institution.PHARMACY and visit.care is not Care.OUTPATIENT:
-        raise InvalidInput("care", "P3", "a pharmacy purchase is outpatient care")
-    if visit.institution is Institution.PHARMACY and (visit.emergency or visit.referral):
-        raise InvalidInput("institution", "P3", "emergencies and referrals are hospital care")
-
-
-def _in_scope(adm: Admission, policy: Policy) -> bool:
-    from states.regions import same_area
-
-    return same_area(adm.insured_region, adm.treatment_region, policy.scope)
 
 
 def _visit_inputs(adm: Admission) -> dict[str, Any]:
