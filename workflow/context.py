@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from states.denial import Denial
 from states.errors import InvalidInput, TransitionRefused
 from states.vocabulary import Channel, Role
+
+
+def new_id(now: datetime, prefix: str = "") -> str:
+    """Opaque, time-ordered (good index locality): 12 hex of milliseconds + 12 random, after a
+    prefix naming the subject's kind (`adm`, `clm`; none for filings)."""
+    return f"{prefix}{int(now.timestamp() * 1000):012x}{secrets.token_hex(6)}"
+
 
 _ID_LIMIT = 64  # actor ids, organisations, request and correlation ids (column widths)
 

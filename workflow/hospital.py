@@ -10,7 +10,6 @@ each due row; it is a no-op for a row already settled.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -57,9 +56,18 @@ from states.vocabulary import (
     Settlement,
 )
 from workflow.config import Settings
-from workflow.context import SYSTEM_ACTOR, Actor, Request, _check_request, _refusal, _Refused
+from workflow.context import (
+    SYSTEM_ACTOR,
+    Actor,
+    Request,
+    _check_request,
+    _refusal,
+    _Refused,
+    new_id,
+)
 from workflow.identity import mask, normalise_id_number, person_key, region_exists
-from workflow.store import Store, Tx
+from workflow.store import Store, Tx, insert_sql
+from workflow.tables import admission_t, claim_t, deadline_t
 
 Journal = list[dict[str, Any]]
 _T = TypeVar("_T")
@@ -108,6 +116,9 @@ _DEADLINE_OUTCOME = (
     "UPDATE deadline_record SET outcome = :outcome "
     "WHERE subject_id = :s AND kind = :k AND due_at = :d"
 )
+_INSERT_ADMISSION = insert_sql(admission_t)
+_INSERT_CLAIM = insert_sql(claim_t)
+_INSERT_DEADLINE = insert_sql(deadline_t)
 _RETIRE_PENDING = (
     "UPDATE deadline_record SET fired_at = :at, outcome = 'retired' "
     "WHERE subject_id = :s AND fired_at IS NULL"
@@ -212,7 +223,7 @@ class HospitalSide:
             check_visit(visit, local_date(now), region_exists=region_exists)
             self._pin(tx, policy.region, policy)
             adm = Admission(
-                id="adm" + _new_hex(now),
+                id=new_id(now, "adm"),
                 person_key=key,
                 person_masked=mask(number),
                 insurance_type=visit.insurance_type,
@@ -234,7 +245,7 @@ class HospitalSide:
                 created_at=now,
                 updated_at=now,
             )
-            tx.run(_insert_sql("admission_record", _admission_row(adm)), _admission_row(adm))
+            tx.run(_INSERT_ADMISSION, _admission_row(adm))
             journal.append(
                 self._audit_admission(
                     tx,
@@ -606,7 +617,7 @@ class HospitalSide:
         manual = cov.manual
         temporary_filing = cov.basis in ("filing", "deemed") and cov.ratio_reduction_points > 0
         claim = Claim(
-            id="clm" + _new_hex(now),
+            id=new_id(now, "clm"),
             version=1,
             status="open",
             admission_id=adm.id,
@@ -624,8 +635,7 @@ class HospitalSide:
                 else (policy.manual_temporary_reduction_percent if temporary_filing else 0)
             ),
         )
-        row = _claim_row(claim, adm, now)
-        tx.run(_insert_sql("claim_record", row), row)
+        tx.run(_INSERT_CLAIM, _claim_row(claim, adm, now))
         adm.claim_id = claim.id
         self._save_admission(tx, adm, now)
         rule = policy.rule("reimbursement_months")
@@ -1041,11 +1051,15 @@ class HospitalSide:
         provisional: bool,
         now: datetime,
     ) -> None:
+        """A deadline is a row written in the transaction that creates it (DESIGN), keyed
+        (subject, kind, due_at); `fire_deadline` applies it."""
         tx.run(
-            "INSERT INTO deadline_record (subject_id, kind, due_at, fired_at, outcome, "
-            "provisional, rule_id, created_at) VALUES (:s, :k, :d, NULL, NULL, :p, :r, :c)",
-            {"s": subject, "k": kind, "d": due_at, "p": provisional, "r": rule, "c": now},
-        )
+            _INSERT_DEADLINE,
+            {
+                "subject_id": subject, "kind": kind, "due_at": due_at, "fired_at": None,
+                "outcome": None, "provisional": provisional, "rule_id": rule, "created_at": now,
+            },
+        )  # fmt: skip
 
     def _covering(self, tx: Tx, adm: Admission) -> Filing | None:
         found = covering_filing(adm, self._filings_of(tx, adm))
@@ -1137,14 +1151,6 @@ def _visit_inputs(adm: Admission) -> dict[str, Any]:
         "referral": adm.referral,
         "transfer_first": adm.transfer_first,
     }
-
-
-def _new_hex(now: datetime) -> str:
-    return f"{int(now.timestamp() * 1000):012x}{secrets.token_hex(6)}"
-
-
-def _insert_sql(table: str, row: dict[str, Any]) -> str:
-    return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})"
 
 
 def _admission_row(a: Admission) -> dict[str, Any]:

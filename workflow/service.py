@@ -8,7 +8,6 @@ transaction, and then raised as `TransitionRefused`.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,11 +46,11 @@ from workflow.config import Settings
 from workflow.context import SYSTEM_ACTOR as SYSTEM_ACTOR
 from workflow.context import Actor as Actor
 from workflow.context import Request as Request
-from workflow.context import _check_request, _refusal, _Refused
+from workflow.context import _check_request, _refusal, _Refused, new_id
 from workflow.hospital import HospitalSide
 from workflow.identity import mask, normalise_id_number, person_key, region_exists
 from workflow.machine import FilingMachine
-from workflow.store import Store, Tx
+from workflow.store import Store, Tx, insert_sql
 from workflow.tables import admission_t, audit_t, claim_t, deadline_t, filing_t, policy_t
 
 Clock = Callable[[], datetime]
@@ -68,16 +67,8 @@ class Deadline:
     rule_id: str
 
 
-def _insert_sql(table: sa.Table, skip: tuple[str, ...] = ()) -> str:
-    cols = [c.name for c in table.columns if c.name not in skip]
-    return (
-        f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})"
-    )
-
-
-_INSERT_FILING = _insert_sql(filing_t)
-_INSERT_DEADLINE = _insert_sql(deadline_t)
-_INSERT_POLICY = _insert_sql(policy_t)
+_INSERT_FILING = insert_sql(filing_t)
+_INSERT_POLICY = insert_sql(policy_t)
 # Only what a transition can change: SQLite rewrites every index whose columns are SET.
 _MUTABLE = (
     "version", "state", "documents", "effective_on", "valid_until", "lock_until",
@@ -561,7 +552,7 @@ class FilingService(HospitalSide):
         )  # fmt: skip
         self._pin(tx, policy.region, policy)
         filing = Filing(
-            id=_new_id(now),
+            id=new_id(now),
             kind=application.kind,
             insurance_type=application.insurance_type,
             insured_region=application.insured_region,
@@ -619,18 +610,10 @@ class FilingService(HospitalSide):
         """The expiry deadline is a row in the same transaction (DESIGN; fired by jobs/)."""
         if filing.valid_until is None:
             return
-        tx.run(
-            _INSERT_DEADLINE,
-            {
-                "subject_id": filing.id,
-                "kind": "expire",
-                "due_at": end_of_local_day(filing.valid_until),
-                "fired_at": None,
-                "outcome": None,
-                "provisional": False,  # a validity period is never extended (C5)
-                "rule_id": "V1" if filing.category is Category.LONG_TERM else "V3",
-                "created_at": now,
-            },
+        rule = "V1" if filing.category is Category.LONG_TERM else "V3"
+        # A validity period is never extended (C5): never provisional.
+        self._deadline(
+            tx, filing.id, "expire", end_of_local_day(filing.valid_until), rule, False, now
         )
 
     def _audit(
@@ -852,11 +835,6 @@ def _check_reason(event: str, reason: str | None) -> None:
             WRONG_STATE_RULE.get(event, "L1"),
             "must be a reason code: lower case letters, digits and _, at most 40 (e.g. moved_home)",
         )
-
-
-def _new_id(now: datetime) -> str:
-    """Opaque, time-ordered (good index locality): 12 hex of milliseconds + 12 random."""
-    return f"{int(now.timestamp() * 1000):012x}{secrets.token_hex(6)}"
 
 
 def _exclusive_key(filing: Filing, policy: Policy) -> str | None:

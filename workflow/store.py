@@ -32,6 +32,14 @@ Row = dict[str, Any]
 WRITE_LOCK_KEY = 0x6175646974  # "audit"
 
 
+def insert_sql(table: sa.Table) -> str:
+    """`INSERT INTO table (every column) VALUES (:column, ...)`, written once per table."""
+    cols = [c.name for c in table.columns]
+    return (
+        f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})"
+    )
+
+
 class ReadOnlyEngine(FilingError):
     def __init__(self) -> None:
         super().__init__("this engine was opened read-only: it answers queries and verifies")
