@@ -124,6 +124,11 @@ def cancel_lock_elapsed(a: Attempt) -> Denial | None:
     )
 
 
+def validity_over(valid_until: date | None, now: datetime) -> bool:
+    """V1/V3: whether a validity ending on `valid_until` is over at `now` (24:00 local, C5)."""
+    return valid_until is not None and now >= end_of_local_day(valid_until)
+
+
 def validity_ended(a: Attempt) -> Denial | None:
     """V1/V3: a filing expires only once its last valid day is over (24:00 local, C5)."""
     until = a.filing.valid_until
@@ -131,7 +136,7 @@ def validity_ended(a: Attempt) -> Denial | None:
     if until is None:
         return Denial(rule, "the filing is valid indefinitely (长期有效)", {})
     ends_at = end_of_local_day(until)
-    if a.now >= ends_at:
+    if validity_over(until, a.now):
         return None
     return Denial(
         rule,

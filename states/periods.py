@@ -113,6 +113,12 @@ def end_of_local_day(day: date, closing: time | None = None) -> datetime:
     return local.astimezone(UTC)
 
 
+def start_of_local_day(day: date) -> datetime:
+    """The UTC instant at which local `day` begins (00:00 Asia/Shanghai): when a reminder set
+    some days before a deadline is sent."""
+    return end_of_local_day(day - _ONE_DAY)
+
+
 def add_months(day: date, months: int) -> date:
     """C2: the same-numbered day `months` later, or that month's last day if it has none
     (31 August + 6 months -> 28 or 29 February)."""

@@ -137,6 +137,16 @@ def _percent_of_local(v: Any) -> Mapping[str, int]:
     return MappingProxyType({k: _whole(1, 100, "percent")(v[k]) for k in ("emergency", "other")})
 
 
+def _lead_days(v: Any) -> tuple[int, ...]:
+    """Reminder lead times in days before a validity ends, e.g. [30, 7]: each sent once."""
+    if not isinstance(v, list):
+        raise ValueError("must be a list of whole numbers of days, e.g. [30, 7]")
+    days = [_whole(1, 180, "days")(d) for d in v]
+    if len(set(days)) != len(days):
+        raise ValueError("each lead time may appear once")
+    return tuple(sorted(days, reverse=True))
+
+
 def _reimbursement_from(v: Any) -> str:
     """P6: what the claim period counts from."""
     if v not in ("discharge", "receipt"):
@@ -201,6 +211,9 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], frozenset[str]]] = {
     "reimbursement_from": (_reimbursement_from, frozenset({"P6"})),
     "reimbursement_reminder_days": (_whole(0, 90, "days"), frozenset({"P6"})),
     "documents_reimbursement": (_requirements, frozenset({"P5"})),
+    # Reminders the scheduler sends before a deadline (jobs/); the rule is the deadline's.
+    "expiry_reminder_days": (_lead_days, frozenset({"V1", "V3"})),
+    "window_reminder_days": (_whole(0, 10, "days"), frozenset({"E3", "E5", "E7"})),
     # Each kind's own documents cite that kind's rule (K6 has none beyond M1).
     **{
         f"documents_{kind}": (_requirements, frozenset({rule}))
@@ -218,7 +231,7 @@ _META = frozenset({"version", "title"})
 _KEYS = tuple(_FIELDS)
 # The keys of §5 and §6, set on Policy by name.
 _HOSPITAL_SIDE = _KEYS[
-    _KEYS.index("emergency_deemed_filed") : _KEYS.index("documents_reimbursement") + 1
+    _KEYS.index("emergency_deemed_filed") : _KEYS.index("window_reminder_days") + 1
 ]
 
 
@@ -265,6 +278,8 @@ class Policy:
     reimbursement_from: str  # P6
     reimbursement_reminder_days: int  # P6
     documents_reimbursement: tuple[Requirement, ...]  # P5
+    expiry_reminder_days: tuple[int, ...]  # V1/V3: reminders before a validity ends
+    window_reminder_days: int  # E3/E5/E7: a reminder before a filing window closes; 0 = none
     rules: Mapping[str, str] = field(repr=False)
     """key -> the rule id config.toml cites for it, for explanations and audit."""
     filled_from_current: tuple[str, ...] = ()

@@ -105,14 +105,14 @@ def test_an_applied_transition_is_recorded_with_its_rule_actor_policy_and_reques
         "event": "submit", "outcome": "applied", "rule_id": "L1",
         "from_state": "draft", "to_state": "submitted",
         "actor_id": "person-1", "actor_role": "insured", "actor_org": None, "channel": "counter",
-        "policy_region": "national", "policy_version": "2026.2",
+        "policy_region": "national", "policy_version": "2026.3",
         "request_id": "r-1", "correlation_id": "c-1",
     }  # fmt: skip
     assert _fields(approve, *RECORD_FIELDS) == {
         "event": "approve", "outcome": "applied", "rule_id": "L1",
         "from_state": "submitted", "to_state": "effective",
         "actor_id": "officer-1", "actor_role": "officer", "actor_org": "agency-1",
-        "channel": "counter", "policy_region": "national", "policy_version": "2026.2",
+        "channel": "counter", "policy_region": "national", "policy_version": "2026.3",
         "request_id": "r-2", "correlation_id": "r-2",  # defaults to the request id
     }  # fmt: skip
     assert approve["inputs"]["valid_until"] == "2026-09-02"
@@ -130,7 +130,7 @@ def test_an_approval_by_the_insured_person_is_denied_and_recorded(any_engine: Fi
         "event": "approve", "outcome": "denied", "rule_id": "L1",
         "from_state": "submitted", "to_state": None,
         "actor_id": "person-1", "actor_role": "insured", "actor_org": None, "channel": "counter",
-        "policy_region": "national", "policy_version": "2026.2",
+        "policy_region": "national", "policy_version": "2026.3",
         "request_id": "r-7", "correlation_id": "c-7",
     }  # fmt: skip
     assert record["inputs"] == {"role": "insured"}

@@ -186,8 +186,10 @@ def _fail_after_audit_append(monkeypatch: pytest.MonkeyPatch) -> None:
 def _fail_after_writing_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     original = FilingService._write_validity_deadline
 
-    def write_then_fail(self: FilingService, tx: Any, filing: Filing, now: datetime) -> None:
-        original(self, tx, filing, now)
+    def write_then_fail(
+        self: FilingService, tx: Any, filing: Filing, policy: Any, now: datetime
+    ) -> None:
+        original(self, tx, filing, policy, now)
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(FilingService, "_write_validity_deadline", write_then_fail)
@@ -213,7 +215,7 @@ def test_a_failure_inside_the_transaction_leaves_nothing_of_the_transition(
     assert any_engine.checkpoint() == checkpoint
     assert len(any_engine.history(filing.id)) == 2
     assert any_engine.approve(filing.id, OFFICER).state.value == "effective"
-    assert len(any_engine.deadlines(filing.id)) == 1
+    assert len(any_engine.deadlines(filing.id)) == 3  # the expiry and its two reminders
 
 
 def test_a_change_that_fails_half_way_leaves_the_old_filing_effective_and_no_new_one(
@@ -255,13 +257,18 @@ def test_approving_a_temporary_filing_writes_its_expiry_deadline(any_engine: Fil
     approved = any_engine.approve(filing.id, OFFICER)
 
     assert approved.valid_until == date(2026, 9, 2)
-    (deadline,) = any_engine.deadlines(filing.id)
+    first, second, deadline = any_engine.deadlines(filing.id)
     assert (deadline.kind, deadline.provisional, deadline.rule_id, deadline.fired_at) == (
         "expire", False, "V3", None,
     )  # fmt: skip
     # 24:00 Asia/Shanghai on 2 September 2026
     assert deadline.due_at == datetime(2026, 9, 2, 16, 0, tzinfo=UTC)
     assert deadline.due_at.utcoffset() == timedelta(0)
+    # Reminders 30 and 7 days before the last valid day, at 00:00 Asia/Shanghai (config.toml).
+    assert [(d.kind, d.due_at, d.rule_id) for d in (first, second)] == [
+        ("expiry_reminder", datetime(2026, 8, 2, 16, 0, tzinfo=UTC), "V3"),
+        ("expiry_reminder", datetime(2026, 8, 25, 16, 0, tzinfo=UTC), "V3"),
+    ]
 
 
 def test_an_instant_filing_writes_its_expiry_deadline_on_submit(any_engine: FilingEngine) -> None:
@@ -273,7 +280,7 @@ def test_an_instant_filing_writes_its_expiry_deadline_on_submit(any_engine: Fili
     submitted = any_engine.submit(filing.id, PERSON)
 
     assert (submitted.state.value, submitted.valid_until) == ("effective", date(2027, 2, 28))
-    (deadline,) = any_engine.deadlines(filing.id)
+    *_, deadline = any_engine.deadlines(filing.id)
     assert (deadline.kind, deadline.rule_id) == ("expire", "V3")
     assert deadline.due_at == datetime(2027, 2, 28, 16, 0, tzinfo=UTC)
 
@@ -492,7 +499,7 @@ def test_editing_a_policy_without_a_new_version_refuses_to_start(
         open_engine(db_url, settings=_national_validity(config, 12))
 
     assert refused.value.key == "policy.national.version"
-    assert "2026.2" in str(refused.value)
+    assert "2026.3" in str(refused.value)
 
 
 def test_a_region_inheriting_the_edited_value_needs_a_new_version_too(
@@ -526,7 +533,7 @@ def test_a_new_policy_version_applies_to_new_filings_and_pinned_ones_keep_theirs
     old_approved = after.approve(after.submit(old.id, PERSON).id, OFFICER)
     new_approved = effective(after, id_number=person(2))
 
-    assert (old_approved.policy_version, old_approved.valid_until) == ("2026.2", date(2026, 9, 2))
+    assert (old_approved.policy_version, old_approved.valid_until) == ("2026.3", date(2026, 9, 2))
     assert after.policy(old.id).temporary_validity_months == 6
     assert (new_approved.policy_version, new_approved.valid_until) == ("2026.9", date(2027, 3, 2))
     assert after.policy(new_approved.id).temporary_validity_months == 12
@@ -540,14 +547,17 @@ def test_leaving_effective_settles_the_pending_expiry(
     any_engine: FilingEngine, clock: Clock
 ) -> None:
     cancelled = any_engine.cancel(effective(any_engine).id, PERSON)
-    [deadline] = any_engine.deadlines(cancelled.id)
-    assert (deadline.outcome, deadline.fired_at) == ("retired", clock.now)
+    deadlines = any_engine.deadlines(cancelled.id)
+    assert len(deadlines) == 3
+    assert {(d.outcome, d.fired_at) for d in deadlines} == {("retired", clock.now)}
 
     expiring = effective(any_engine, treatment_region="310000")
     clock.to_local(date(2026, 9, 3))
     any_engine.expire(expiring.id, SYSTEM)
-    [deadline] = any_engine.deadlines(expiring.id)
-    assert deadline.outcome == "fired"
+    *reminders, deadline = any_engine.deadlines(expiring.id)
+    assert (deadline.kind, deadline.outcome) == ("expire", "fired")
+    # Reminders that never went out (no daemon ran) are moot once the filing expired.
+    assert [r.outcome for r in reminders] == ["retired", "retired"]
 
 
 def test_a_read_only_engine_verifies_and_writes_nothing(

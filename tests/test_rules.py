@@ -118,7 +118,7 @@ def test_jiangmen_files_for_care_outside_the_city_only(engine: FilingEngine) -> 
 
 def test_a_district_of_an_insured_city_files_under_the_city_policy(engine: FilingEngine) -> None:
     filing = draft(engine, **{**XIAMEN, "insured_region": "350203"})
-    assert (filing.policy_region, filing.policy_version) == ("350200", "2026.2")
+    assert (filing.policy_region, filing.policy_version) == ("350200", "2026.3")
 
 
 def test_a_region_code_not_in_gb_t_2260_is_refused(engine: FilingEngine) -> None:

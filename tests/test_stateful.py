@@ -56,6 +56,7 @@ from states.vocabulary import FINAL_STATES, Document, FilingState, Kind, Settlem
 from tests.conftest import FULL_DOCUMENTS, OFFICER, PERSON, ROOT, SYSTEM, Clock, id_number
 from workflow import Actor, Channel, FilingEngine, InvalidInput, Role, TransitionRefused
 from workflow.config import load_settings
+from workflow.hospital import REMINDER_KINDS
 
 SETTINGS = load_settings(ROOT / "config.toml", environ={"FILING_PERSON_KEY": "stateful"})
 REGIONS = {"110000": "440300", "350200": "310000", "440700": "440100"}
@@ -625,10 +626,15 @@ class Lifecycle(RuleBasedStateMachine):
         assert row.fired_at is not None
         assert row.outcome == outcome
         new = self._new_records(subject, records)
-        if outcome == "retired":
-            assert new == [] and self.engine.checkpoint().count == total
+        if outcome == "retired":  # recorded as a refused attempt: why it no longer applied
+            assert len(new) == 1 and new[0][1] == "denied"
+            assert self.engine.checkpoint().count == total + 1
         elif kind in RECORDED_WHEN_FIRED:
             assert len(new) == 1 and new[0][1] == "applied"
+        reminders = [
+            r for r in self.engine.reminders(subject) if (r.kind, r.due_at) == (kind, due_at)
+        ]
+        assert len(reminders) == (1 if outcome == "fired" and kind in REMINDER_KINDS else 0)
         if outcome == "fired" and kind == FILING_WINDOW:
             assert new == [("close_window", "applied")]
             assert self.engine.get(subject).state is FilingState.LAPSED
@@ -880,7 +886,7 @@ def _jiangmen_emergency_without_a_filing(run: Script) -> None:
     assert deemed is not None
     run("time_passes", days=11, sweep=True)
     assert run.engine.get(deemed).state is FilingState.LAPSED
-    assert run.deadline_outcomes(deemed) == {FILING_WINDOW: "fired"}
+    assert run.deadline_outcomes(deemed) == {FILING_WINDOW: "fired", "window_reminder": "fired"}
     assert run.engine.get_admission(adm).route_rule == "E3"
     run("discharge", adm, days=11, fault=False)
     claim = run.engine.get_admission(adm).claim_id
@@ -897,7 +903,7 @@ def _jiangmen_emergency_filed_in_time(run: Script) -> None:
     filing = run("retro", adm, kind="K5", by_hospital=False, progress=2)
     assert run.engine.get(filing).state is FilingState.EFFECTIVE
     assert run.engine.get(deemed).state is FilingState.CANCELLED
-    assert run.deadline_outcomes(deemed) == {FILING_WINDOW: "retired"}
+    assert run.deadline_outcomes(deemed) == {FILING_WINDOW: "retired", "window_reminder": "retired"}
     run("discharge", adm, days=5, fault=False)
     assert run.engine.get_admission(adm).settlement is Settlement.DIRECT
     run("coverage", adm, offset=2)
@@ -977,7 +983,8 @@ def _xiamen_emergency(run: Script) -> None:
     claim = run.engine.get_admission(unfiled).claim_id
     assert claim is not None and run.engine.get_claim(claim).self_share_first_percent == 10
     run("time_passes", days=190, sweep=True)  # the counter filing's validity ends too (V3)
-    assert run.deadline_outcomes(filing) == {"expire": "fired"}
+    assert run.deadline_outcomes(filing) == {"expire": "fired", "expiry_reminder": "fired"}
+    assert [r.kind for r in run.engine.reminders(filing)] == ["expiry_reminder"] * 2
     assert run.engine.get(filing).state is FilingState.EXPIRED
 
 

@@ -124,7 +124,7 @@ def _filing(state: FilingState = FilingState.DRAFT, **fields: Any) -> Filing:
         id="f1", kind=Kind.OTHER_TEMPORARY, insurance_type=InsuranceType.EMPLOYEE,
         insured_region="110000", treatment_region="440300", person_key="k", person_masked="m",
         channel=Channel.COUNTER, filed_by="a", on_behalf=False, policy_region="national",
-        policy_version="2026.2", start_date=date(2026, 3, 2), created_at=NOW, updated_at=NOW,
+        policy_version="2026.3", start_date=date(2026, 3, 2), created_at=NOW, updated_at=NOW,
         documents=M1, state=state,
     )  # fmt: skip
     values.update(fields)
@@ -176,7 +176,7 @@ def _admission(**fields: Any) -> Admission:
         insured_region=JIANGMEN, treatment_region=GUANGZHOU, hospital_code="H1",
         institution=Institution.HOSPITAL, networked=True, care=Care.INPATIENT,
         admitted_on=date(2026, 2, 20), emergency=True, referral=False, transfer_first=False,
-        policy_region=JIANGMEN, policy_version="2026.2", hospital_org="H1",
+        policy_region=JIANGMEN, policy_version="2026.3", hospital_org="H1",
         created_at=NOW, updated_at=NOW,
     )  # fmt: skip
     values.update(fields)

@@ -25,14 +25,17 @@ from states.lifecycle import Application
 from states.periods import WorkCalendar
 from states.policy import Policy
 from states.vocabulary import Document, Institution, InsuranceType, Kind
-from workflow import audit
+from workflow import audit, outbox, sweep
 from workflow.calendar import build_calendar
 from workflow.clock import system_clock
 from workflow.config import Settings, load_settings
 from workflow.db import create_engine, upgrade
 from workflow.hospital import Claim
 from workflow.logs import configure_logging
+from workflow.outbox import Reminder
 from workflow.service import Actor, Clock, Deadline, FilingService, Request
+from workflow.store import Store
+from workflow.sweep import Batch, Recomputed
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -100,6 +103,15 @@ class FilingEngine:
     def calendar(self) -> WorkCalendar:
         """The working-day calendar in force: chinese-calendar plus the years in config (C6)."""
         return self._service.calendar
+
+    @property
+    def clock(self) -> Clock:
+        return self._service.clock
+
+    @property
+    def store(self) -> Store:
+        """The unit-of-work store (the scheduler's outbox and heartbeats use it)."""
+        return self._service.store
 
     @property
     def sql_engine(self) -> sa.Engine:
@@ -409,6 +421,22 @@ class FilingEngine:
         """Apply one due deadline row (the scheduler calls this for every due row): "fired",
         "retired" when its subject moved on, or None if it was already settled."""
         return self._service.fire_deadline(subject_id, kind, due_at, Request.new(request_id))
+
+    def fire_due(self, *, limit: int = 500, request_id: str | None = None) -> Batch:
+        """Apply up to `limit` due deadline rows, earliest first, in one transaction: what the
+        daemon's sweep calls until nothing is due. Expiries, closed windows, extension and claim
+        deadlines are guarded transitions; a reminder that fires is written to the outbox once;
+        a row that no longer applies is marked retired and recorded as refused."""
+        return sweep.fire_due(self._service, Request.new(request_id), limit=limit)
+
+    def recompute_provisional(self, *, request_id: str | None = None) -> list[Recomputed]:
+        """C6: recount provisional deadlines whose year the calendar now knows; each change is
+        audited (`recompute_deadline`)."""
+        return sweep.recompute_provisional(self._service, Request.new(request_id))
+
+    def reminders(self, subject_id: str | None = None) -> list[Reminder]:
+        """The outbox: every reminder written, delivered or not, with its attempts and error."""
+        return outbox.reminders(self._service.store, subject_id)
 
     def get_admission(self, admission_id: str) -> Admission:
         return self._service.get_admission(admission_id)

@@ -27,6 +27,37 @@ class CalendarYear:
 
 
 @dataclass(frozen=True)
+class SchedulerSettings:
+    """[scheduler]: the daemon's sweeps (jobs/). Seconds unless named otherwise."""
+
+    sweep_seconds: float = 5.0
+    batch_size: int = 500
+    misfire_grace_seconds: int = 60
+    deliver_seconds: float = 5.0
+    heartbeat_seconds: float = 10.0
+    recompute_hours: float = 24.0
+    lease_seconds: int = 120
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    webhook_url: str | None = None
+    webhook_timeout_seconds: float = 5.0
+
+
+_SCHEDULER_NUMBERS = {
+    "sweep_seconds": (0.01, 3600.0),
+    "batch_size": (1, 100_000),
+    "misfire_grace_seconds": (1, 86_400),
+    "deliver_seconds": (0.01, 3600.0),
+    "heartbeat_seconds": (0.01, 3600.0),
+    "recompute_hours": (0.001, 24.0 * 31),
+    "lease_seconds": (1, 86_400),
+    "retry_base_seconds": (0.01, 86_400.0),
+    "retry_max_seconds": (0.01, 7 * 86_400.0),
+    "webhook_timeout_seconds": (0.1, 300.0),
+}
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     sqlite_synchronous: str
@@ -37,6 +68,7 @@ class Settings:
     policies: Mapping[str, Policy]
     person_key: bytes
     person_key_is_development_default: bool
+    scheduler: SchedulerSettings = SchedulerSettings()
 
 
 def load_settings(
@@ -67,7 +99,7 @@ def settings_from_mapping(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     env = os.environ if environ is None else environ
-    unknown = set(raw) - {"database", "logging", "calendar", "policy"}
+    unknown = set(raw) - {"database", "logging", "calendar", "policy", "scheduler"}
     if unknown:
         raise PolicyConfigError(sorted(unknown)[0], "unknown section")
     db = _section(raw, "database", {"url", "sqlite_synchronous", "busy_timeout_ms"})
@@ -101,7 +133,27 @@ def settings_from_mapping(
         policies=parse_policies(raw.get("policy", {})),
         person_key=(key or DEV_PERSON_KEY).encode(),
         person_key_is_development_default=not key,
+        scheduler=_scheduler(raw, env),
     )
+
+
+def _scheduler(raw: Mapping[str, Any], env: Mapping[str, str]) -> SchedulerSettings:
+    table = _section(raw, "scheduler", {*_SCHEDULER_NUMBERS, "webhook_url"})
+    values: dict[str, Any] = {}
+    for key, (low, high) in _SCHEDULER_NUMBERS.items():
+        if key not in table:
+            continue
+        v = table[key]
+        whole = isinstance(low, int)
+        if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)):
+            raise PolicyConfigError(f"scheduler.{key}", "must be a number")
+        if not low <= v <= high:
+            raise PolicyConfigError(f"scheduler.{key}", f"must be from {low} to {high}")
+        values[key] = v
+    url = env.get("FILING_WEBHOOK_URL") or table.get("webhook_url") or None
+    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        raise PolicyConfigError("scheduler.webhook_url", "must be an http:// or https:// URL")
+    return SchedulerSettings(**values, webhook_url=url)
 
 
 def _section(raw: Mapping[str, Any], name: str, keys: set[str]) -> Mapping[str, Any]:

@@ -116,7 +116,7 @@ def _hospital_side(
     ]  # fmt: skip
     for adm in admissions:
         deemed = engine.get(adm.deemed_filing_id or "")
-        (window,) = engine.deadlines(deemed.id)
+        window = next(d for d in engine.deadlines(deemed.id) if d.kind == "filing_window")
         say(f"   {adm.id}: admitted {adm.admitted_on}, filing {deemed.id} {deemed.state.value}, "
             f"window to file ends {window.due_at.isoformat()} ({window.rule_id})")  # fmt: skip
     for days, number, adm in ((10, JIANGMEN_PEOPLE[0], admissions[0]),

@@ -22,6 +22,7 @@ from states.admissions import (
     Care,
     Extension,
     Visit,
+    Window,
     check_visit,
     claims_days_past_threshold,
     extension_denial,
@@ -42,7 +43,7 @@ from states.denial import Denial
 from states.errors import ConcurrentUpdate, FilingNotFound, InvalidInput
 from states.filing import Filing
 from states.lifecycle import Application
-from states.periods import WorkCalendar, end_of_local_day, local_date
+from states.periods import WorkCalendar, end_of_local_day, local_date, start_of_local_day
 from states.policy import Policy, Requirement, policy_for
 from states.regions import same_area
 from states.vocabulary import (
@@ -67,7 +68,7 @@ from workflow.context import (
 )
 from workflow.identity import mask, normalise_id_number, person_key, region_exists
 from workflow.store import Store, Tx, insert_sql
-from workflow.tables import admission_t, claim_t, deadline_t
+from workflow.tables import admission_t, claim_t, deadline_t, outbox_t
 
 Journal = list[dict[str, Any]]
 _T = TypeVar("_T")
@@ -79,6 +80,10 @@ EXTENSION_REMINDER = "extension_reminder"  # E6
 EXTENSION_DUE = "extension_due"  # E6
 CLAIM_REMINDER = "claim_reminder"  # P6
 CLAIM_DUE = "claim_due"  # P6
+EXPIRY_REMINDER = "expiry_reminder"  # V1/V3: before a validity ends
+WINDOW_REMINDER = "window_reminder"  # E3/E5/E7: before a filing window closes
+# Kinds that tell someone something: when one fires, a reminder is written to the outbox.
+REMINDER_KINDS = frozenset({EXPIRY_REMINDER, WINDOW_REMINDER, EXTENSION_REMINDER, CLAIM_REMINDER})
 
 _ADMITTERS = frozenset({Role.HOSPITAL, Role.OFFICER, Role.ADMINISTRATOR})
 _CLAIMANTS = frozenset({Role.INSURED, Role.OFFICER, Role.ADMINISTRATOR})
@@ -119,6 +124,7 @@ _DEADLINE_OUTCOME = (
 _INSERT_ADMISSION = insert_sql(admission_t)
 _INSERT_CLAIM = insert_sql(claim_t)
 _INSERT_DEADLINE = insert_sql(deadline_t)
+_INSERT_OUTBOX = insert_sql(outbox_t)
 _RETIRE_PENDING = (
     "UPDATE deadline_record SET fired_at = :at, outcome = 'retired' "
     "WHERE subject_id = :s AND fired_at IS NULL"
@@ -270,6 +276,7 @@ class HospitalSide:
                 self._deadline(
                     tx, adm.id, REPORT_WINDOW, window.end.ends_at, "E5", window.end.provisional, now
                 )
+                self._window_reminder(tx, adm.id, window, policy, now)
             threshold = extension_threshold(adm, policy)
             if threshold is not None:
                 rule = policy.rule("extension_after_days")
@@ -320,6 +327,21 @@ class HospitalSide:
                 window.rule,
                 window.end.provisional,
                 now,
+            )
+            self._window_reminder(tx, filing.id, window, policy, now)
+
+    def _window_reminder(
+        self, tx: Tx, subject: str, window: Window, policy: Policy, now: datetime
+    ) -> None:
+        """A reminder `window_reminder_days` before a filing window's last day, at the start of
+        that day (local), if that is still ahead."""
+        lead = policy.window_reminder_days
+        if not lead:
+            return
+        at = start_of_local_day(window.end.last_day - timedelta(days=lead))
+        if at > now:
+            self._deadline(
+                tx, subject, WINDOW_REMINDER, at, window.rule, window.end.provisional, now
             )
 
     def discharge(
@@ -684,21 +706,109 @@ class HospitalSide:
         or None if the row was already settled (a rerun is a no-op)."""
 
         def work(tx: Tx, journal: Journal) -> str | None:
-            now = self._now()
-            if now < due_at:
-                raise InvalidInput(
-                    "due_at", "C4", "a deadline is applied at, not before, its due instant"
-                )
-            # Claim the row first: of two sweepers reaching it, only one updates it.
-            key = {"s": subject_id, "k": kind, "d": due_at}
-            if tx.run(_FIRE_DEADLINE, {**key, "at": now, "outcome": "fired"}) != 1:
-                return None
-            outcome = self._apply_deadline(tx, subject_id, kind, request, journal)
-            if outcome != "fired":
-                tx.run(_DEADLINE_OUTCOME, {**key, "outcome": outcome})
-            return outcome
+            return self._fire_row(tx, subject_id, kind, due_at, request, journal)
 
         return self._run(work, request)
+
+    def _fire_row(
+        self,
+        tx: Tx,
+        subject_id: str,
+        kind: str,
+        due_at: datetime,
+        request: Request,
+        journal: Journal,
+    ) -> str | None:
+        """One due row, inside `tx` (the sweep runs many in one transaction). A reminder that
+        fires is written to the outbox in the same transaction; a row that no longer applies is
+        marked retired and recorded as a refused attempt."""
+        now = self._now()
+        if now < due_at:
+            raise InvalidInput(
+                "due_at", "C4", "a deadline is applied at, not before, its due instant"
+            )
+        # Claim the row first: of two sweepers reaching it, only one updates it.
+        key = {"s": subject_id, "k": kind, "d": due_at}
+        if tx.run(_FIRE_DEADLINE, {**key, "at": now, "outcome": "fired"}) != 1:
+            return None
+        recorded = len(journal)
+        outcome = self._apply_deadline(tx, subject_id, kind, request, journal)
+        if outcome != "fired":
+            tx.run(_DEADLINE_OUTCOME, {**key, "outcome": outcome})
+            if len(journal) == recorded:  # nothing recorded why: record the moot deadline
+                journal.append(self._retired(tx, subject_id, kind, due_at, request, now))
+        elif kind in REMINDER_KINDS:
+            self._remind(tx, subject_id, kind, due_at, now)
+        return outcome
+
+    def _subject(self, tx: Tx, subject_id: str) -> tuple[tuple[str, str], str, str]:
+        """A deadline subject's pinned policy, its state, and what it is."""
+        table, what, column = (
+            ("admission_record", "admission", "status")
+            if subject_id.startswith("adm")
+            else ("claim_record", "claim", "status")
+            if subject_id.startswith("clm")
+            else ("filing_record", "filing", "state")
+        )
+        row = tx.one(
+            f"SELECT policy_region, policy_version, {column} AS state FROM {table} WHERE id = :id",
+            {"id": subject_id},
+        )
+        if row is None:
+            raise FilingNotFound(subject_id)
+        return (row["policy_region"], row["policy_version"]), row["state"], what
+
+    def _retired(
+        self,
+        tx: Tx,
+        subject_id: str,
+        kind: str,
+        due_at: datetime,
+        request: Request,
+        now: datetime,
+    ) -> dict[str, Any]:
+        policy, state, what = self._subject(tx, subject_id)
+        rule = tx.scalar(
+            "SELECT rule_id FROM deadline_record "
+            "WHERE subject_id = :s AND kind = :k AND due_at = :d",
+            {"s": subject_id, "k": kind, "d": due_at},
+        )
+        return self._audit_subject(
+            tx, subject_id, policy, "retire_deadline", state, state, Outcome.DENIED, rule,
+            f"the {kind} deadline no longer applies: the {what} is {state}",
+            {"kind": kind, "due_at": due_at.isoformat(), "state": state},
+            SYSTEM_ACTOR, request, now,
+        )  # fmt: skip
+
+    def _remind(self, tx: Tx, subject_id: str, kind: str, due_at: datetime, now: datetime) -> None:
+        """Write the reminder once (its key is the deadline's) for a notifier to deliver. The
+        payload names ids, instants and rules only: a receiver looks the subject up."""
+        policy, state, what = self._subject(tx, subject_id)
+        rule = tx.scalar(
+            "SELECT rule_id FROM deadline_record "
+            "WHERE subject_id = :s AND kind = :k AND due_at = :d",
+            {"s": subject_id, "k": kind, "d": due_at},
+        )
+        payload = {
+            "event": f"reminder.{kind}",
+            "id": f"{subject_id}:{kind}:{due_at.isoformat()}",
+            "subject_id": subject_id,
+            "subject_type": what,
+            "subject_state": state,
+            "kind": kind,
+            "rule_id": rule,
+            "due_at": due_at.isoformat(),
+            "policy": f"{policy[0]}@{policy[1]}",
+        }
+        tx.run(
+            _INSERT_OUTBOX,
+            {
+                "subject_id": subject_id, "kind": kind, "due_at": due_at, "rule_id": rule,
+                "payload": json.dumps(payload, sort_keys=True, ensure_ascii=False),
+                "created_at": now, "attempts": 0, "next_attempt_at": now, "claimed_by": None,
+                "claimed_until": None, "delivered_at": None, "last_error": None,
+            },
+        )  # fmt: skip
 
     def _apply_deadline(
         self, tx: Tx, subject_id: str, kind: str, request: Request, journal: Journal
@@ -773,6 +883,19 @@ class HospitalSide:
                     )
                 )  # fmt: skip
             return "fired"
+        if kind == EXPIRY_REMINDER:
+            filing, _ = self._load(tx, subject_id)
+            return "fired" if filing.state is FilingState.EFFECTIVE else "retired"
+        if kind == WINDOW_REMINDER:
+            if subject_id.startswith("adm"):  # E5: the hospital has yet to report
+                adm, _ = self._admission_and_policy(tx, subject_id)
+                moot = adm.settled or adm.route or self._retro_pending(tx, adm)
+                return "retired" if moot or self._covering(tx, adm) else "fired"
+            filing, _ = self._load(tx, subject_id)  # E3/E7: the deemed filing's window
+            if filing.state is not FilingState.DEEMED or filing.admission_id is None:
+                return "retired"
+            adm = self._load_admission(tx, filing.admission_id)
+            return "retired" if self._retro_pending(tx, adm) else "fired"
         if kind == EXTENSION_REMINDER:
             adm, _ = self._admission_and_policy(tx, subject_id)
             live = adm.status is AdmissionStatus.ADMITTED and adm.extension is None
@@ -1058,6 +1181,7 @@ class HospitalSide:
             {
                 "subject_id": subject, "kind": kind, "due_at": due_at, "fired_at": None,
                 "outcome": None, "provisional": provisional, "rule_id": rule, "created_at": now,
+                "attempts": 0, "last_error": None, "retry_at": None,
             },
         )  # fmt: skip
 

@@ -74,6 +74,10 @@ class FilingMachine:
         self._rows = {(t.event, t.source, t.dest): t for t in TRANSITIONS}
         self._sources = {(t.event, t.source) for t in TRANSITIONS}
 
+    def allows(self, event: str, state: FilingState, role: Role) -> bool:
+        """Whether the table has `event` from `state` for `role`, before any guard."""
+        return role in EVENT_ROLES.get(event, ()) and (event, state) in self._sources
+
     def fire(self, event: str, attempt: Attempt, role: Role) -> Fired:
         state = attempt.filing.state
         rule = WRONG_STATE_RULE.get(event)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -26,7 +26,7 @@ from states.errors import (
 from states.filing import Filing
 from states.guards import REASON_CODE, Attempt, validity_ended
 from states.lifecycle import Application, apply_effects, check_application
-from states.periods import WorkCalendar, end_of_local_day, local_date
+from states.periods import WorkCalendar, end_of_local_day, local_date, start_of_local_day
 from states.policy import NATIONAL, Policy, policy_for, policy_from_document
 from states.regions import area_of
 from states.table import TRANSITIONS, WRONG_STATE_RULE, Transition
@@ -47,11 +47,20 @@ from workflow.context import SYSTEM_ACTOR as SYSTEM_ACTOR
 from workflow.context import Actor as Actor
 from workflow.context import Request as Request
 from workflow.context import _check_request, _refusal, _Refused, new_id
-from workflow.hospital import HospitalSide
+from workflow.hospital import EXPIRY_REMINDER, HospitalSide
 from workflow.identity import mask, normalise_id_number, person_key, region_exists
 from workflow.machine import FilingMachine
 from workflow.store import Store, Tx, insert_sql
-from workflow.tables import admission_t, audit_t, claim_t, deadline_t, filing_t, policy_t
+from workflow.tables import (
+    admission_t,
+    audit_t,
+    claim_t,
+    daemon_t,
+    deadline_t,
+    filing_t,
+    outbox_t,
+    policy_t,
+)
 
 Clock = Callable[[], datetime]
 MAX_ATTEMPTS = 5
@@ -83,10 +92,14 @@ _OTHER_EFFECTIVE = (
     "SELECT id FROM filing_record "
     "WHERE exclusive_key = :k AND state = 'effective' AND id <> :id AND id <> :sup"
 )
+# The deadline that an event is the effect of fired (an expiry, a closed window); any other
+# pending deadline of the subject is moot.
 _SETTLE_DEADLINES = (
-    "UPDATE deadline_record SET fired_at = :at, outcome = :outcome "
+    "UPDATE deadline_record SET fired_at = :at, "
+    "outcome = CASE WHEN kind = :kind THEN 'fired' ELSE 'retired' END "
     "WHERE subject_id = :id AND fired_at IS NULL"
 )
+_EFFECT_OF = {"expire": "expire", "close_window": "filing_window"}
 # 停保 applies to every filing the table lets stop_insurance move (states/table.py).
 _STOPPABLE = sorted(t.source.value for t in TRANSITIONS if t.event == "stop_insurance")
 _OPEN_FILINGS_OF_PERSON = (
@@ -118,7 +131,7 @@ class FilingService(HospitalSide):
         self.log = structlog.get_logger("workflow")
         self.store = Store(
             engine,
-            [filing_t, audit_t, deadline_t, policy_t, admission_t, claim_t],
+            [filing_t, audit_t, deadline_t, policy_t, admission_t, claim_t, outbox_t, daemon_t],
             read_only=read_only,
         )
         self._pinned: dict[tuple[str, str], Policy] = {}
@@ -437,17 +450,11 @@ class FilingService(HospitalSide):
         if tx.run(_UPDATE_FILING, values) != 1:
             raise ConcurrentUpdate(filing.id, version)
         if row.dest is FilingState.EFFECTIVE and row.source is not FilingState.EFFECTIVE:
-            self._write_validity_deadline(tx, filing, now)
+            self._write_validity_deadline(tx, filing, policy, now)
         if row.source in _COVERING and row.dest not in _COVERING:
             # Its pending deadlines no longer apply: the expiry that fired, or one made moot.
             tx.run(
-                _SETTLE_DEADLINES,
-                {
-                    "id": filing.id,
-                    "at": now,
-                    # The deadline that this event is the effect of fired; any other is moot.
-                    "outcome": "fired" if event in ("expire", "close_window") else "retired",
-                },
+                _SETTLE_DEADLINES, {"id": filing.id, "at": now, "kind": _EFFECT_OF.get(event, "")}
             )
         journal.append(
             self._audit(
@@ -606,8 +613,12 @@ class FilingService(HospitalSide):
         )
         return filing
 
-    def _write_validity_deadline(self, tx: Tx, filing: Filing, now: datetime) -> None:
-        """The expiry deadline is a row in the same transaction (DESIGN; fired by jobs/)."""
+    def _write_validity_deadline(
+        self, tx: Tx, filing: Filing, policy: Policy, now: datetime
+    ) -> None:
+        """The expiry deadline and its reminders are rows in the same transaction (DESIGN;
+        fired by jobs/). A reminder goes out at the start of the day `lead` days before the
+        last valid day, if that is still ahead."""
         if filing.valid_until is None:
             return
         rule = "V1" if filing.category is Category.LONG_TERM else "V3"
@@ -615,6 +626,10 @@ class FilingService(HospitalSide):
         self._deadline(
             tx, filing.id, "expire", end_of_local_day(filing.valid_until), rule, False, now
         )
+        for lead in policy.expiry_reminder_days:
+            at = start_of_local_day(filing.valid_until - timedelta(days=lead))
+            if at > now:
+                self._deadline(tx, filing.id, EXPIRY_REMINDER, at, rule, False, now)
 
     def _audit(
         self,

@@ -14,7 +14,7 @@ rewritten to `%(name)s` for psycopg.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import cache
@@ -67,17 +67,21 @@ class Store:
                         self._readers[col.name] = _read_bool
 
     @contextmanager
-    def write(self) -> Iterator[Tx]:
+    def write(self, *, chained: bool = True) -> Iterator[Tx]:
         """One write transaction, committed on success. On SQLite, BEGIN IMMEDIATE takes the
         write lock up front. On PostgreSQL every write transaction first takes one advisory
         lock: writes share the audit chain and so are serialised anyway, and taking that lock
-        first means two writers can never wait on each other in opposite orders."""
+        first means two writers can never wait on each other in opposite orders.
+
+        `chained=False` is for writes that never touch the audit chain nor any row a chained
+        write takes (the outbox's delivery claims, heartbeats): on PostgreSQL they skip the
+        lock and run beside chained writes."""
         if self.read_only:
             raise ReadOnlyEngine()
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            if self.postgres:
+            if self.postgres and chained:
                 cur.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
             else:
                 cur.execute("BEGIN IMMEDIATE")
@@ -126,6 +130,13 @@ class Tx:
 
     def run(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         self._execute(_sql(sql, self._store.postgres), self._bind(params))
+        return int(self._cur.rowcount)
+
+    def run_many(self, sql: str, params: Sequence[Mapping[str, Any]]) -> int:
+        """One statement for many parameter sets; the rows it changed in all."""
+        if not params:
+            return 0
+        self._cur.executemany(_sql(sql, self._store.postgres), [self._bind(p) for p in params])
         return int(self._cur.rowcount)
 
     def one(self, sql: str, params: Mapping[str, Any] | None = None) -> Row | None:

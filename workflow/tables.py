@@ -203,6 +203,58 @@ class DeadlineRecord(SQLModel, table=True):
     provisional: bool = False
     rule_id: str = Field(max_length=8)
     created_at: datetime = _instant()
+    # A row whose application failed (a bug, not a refusal) stays pending and is retried
+    # after `retry_at`, so one bad row never holds up the sweep (migration 0003).
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=64)
+    retry_at: datetime | None = _instant(default=None)
+
+
+class OutboxRecord(SQLModel, table=True):
+    """A reminder to deliver, written in the transaction that fired its deadline row. Its key
+    is the deadline's (subject, kind, due_at): a reminder is written exactly once. Delivered by
+    a notifier (jobs/outbox.py); a failed delivery stays here, visible, and is retried."""
+
+    __tablename__ = "outbox_record"
+    __table_args__ = (
+        sa.Index(
+            "ix_outbox_pending",
+            "next_attempt_at",
+            sqlite_where=sa.text("delivered_at IS NULL"),
+            postgresql_where=sa.text("delivered_at IS NULL"),
+        ),
+    )
+
+    subject_id: str = Field(primary_key=True, max_length=32)
+    kind: str = Field(primary_key=True, max_length=32)
+    due_at: datetime = _instant(primary_key=True)
+    rule_id: str = Field(max_length=8)
+    payload: str  # canonical JSON: ids, kind, instants and rule; never personal data
+    created_at: datetime = _instant()
+    attempts: int = 0
+    next_attempt_at: datetime = _instant()
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = _instant(default=None)
+    delivered_at: datetime | None = _instant(default=None)
+    last_error: str | None = Field(default=None, max_length=200)
+
+
+class DaemonRecord(SQLModel, table=True):
+    """One row per scheduler daemon process: its heartbeat, read by `filing daemon status`."""
+
+    __tablename__ = "daemon_record"
+
+    id: str = Field(primary_key=True, max_length=64)
+    host: str = Field(max_length=64)
+    pid: int
+    started_at: datetime = _instant()
+    beat_at: datetime = _instant()
+    last_sweep_at: datetime | None = _instant(default=None)
+    last_sweep_ms: int | None = None
+    fired_total: int = 0
+    delivered_total: int = 0
+    last_error: str | None = Field(default=None, max_length=200)
+    stopped_at: datetime | None = _instant(default=None)
 
 
 class PolicyRecord(SQLModel, table=True):
@@ -223,3 +275,5 @@ deadline_t: sa.Table = DeadlineRecord.__table__  # type: ignore[attr-defined]
 policy_t: sa.Table = PolicyRecord.__table__  # type: ignore[attr-defined]
 admission_t: sa.Table = AdmissionRecord.__table__  # type: ignore[attr-defined]
 claim_t: sa.Table = ClaimRecord.__table__  # type: ignore[attr-defined]
+outbox_t: sa.Table = OutboxRecord.__table__  # type: ignore[attr-defined]
+daemon_t: sa.Table = DaemonRecord.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,122 @@
+"""Delivering reminders from the outbox (workflow.outbox): as a structured log line by
+default, or as an HTTP POST to a webhook when one is configured.
+
+A delivery that fails stays in the outbox with its error and is retried with exponential
+backoff (`retry_base_seconds`, doubling, capped at `retry_max_seconds`): never dropped. The
+payload carries ids, instants and rule ids only, never personal data, and a stable `id` that a
+receiver deduplicates on (a crash between a delivery and its record can repeat it).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import structlog
+
+from workflow.config import SchedulerSettings
+from workflow.outbox import Reminder, claim, delivered, failed
+from workflow.store import Store
+
+log = structlog.get_logger("jobs.notify")
+
+
+class DeliveryError(Exception):
+    """A delivery did not succeed; its message names the cause, never the payload."""
+
+
+class Notifier(Protocol):
+    def send(self, payload: Mapping[str, Any]) -> None:
+        """Deliver one reminder or raise (any exception counts as a failed delivery)."""
+
+
+class LogNotifier:
+    """A structured log line per reminder (`reminder.<kind>`), for a log pipeline to route."""
+
+    def send(self, payload: Mapping[str, Any]) -> None:
+        log.info(str(payload["event"]), **{k: v for k, v in payload.items() if k != "event"})
+
+
+class WebhookNotifier:
+    """POST the reminder as JSON; any 2xx is delivered, anything else is a failure to retry.
+    The reminder's id is also sent as `Idempotency-Key`."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def send(self, payload: Mapping[str, Any]) -> None:
+        body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
+        request = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Idempotency-Key": str(payload["id"]),
+                "User-Agent": "filing-workflow-scheduler",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            raise DeliveryError(f"HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DeliveryError(f"{type(exc).__name__}: {reason}") from None
+        if not 200 <= status < 300:
+            raise DeliveryError(f"HTTP {status}")
+
+
+def notifier_for(settings: SchedulerSettings) -> Notifier:
+    if settings.webhook_url:
+        return WebhookNotifier(settings.webhook_url, settings.webhook_timeout_seconds)
+    return LogNotifier()
+
+
+def backoff(attempts: int, settings: SchedulerSettings) -> timedelta:
+    """The wait after the `attempts`-th failed delivery: base, doubling, capped."""
+    seconds = settings.retry_base_seconds * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, settings.retry_max_seconds))
+
+
+def deliver_due(
+    store: Store,
+    notifier: Notifier,
+    worker: str,
+    clock: Callable[[], datetime],
+    settings: SchedulerSettings,
+    *,
+    limit: int = 100,
+    stopping: Callable[[], bool] = lambda: False,
+) -> tuple[int, int]:
+    """Claim deliverable reminders (lease), send each, record the result. Returns (delivered,
+    failed). Stops early, leaving the rest leased to expire, when `stopping()` says so."""
+    sent = missed = 0
+    lease = timedelta(seconds=settings.lease_seconds)
+    for reminder in claim(store, worker, clock(), lease, limit):
+        if stopping():
+            break
+        try:
+            notifier.send(reminder.payload)
+        except Exception as exc:
+            missed += 1
+            error = str(exc) if isinstance(exc, DeliveryError) else type(exc).__name__
+            next_at = clock() + backoff(reminder.attempts + 1, settings)
+            failed(store, worker, reminder, error, next_at)
+            log.warning(
+                "reminder.delivery_failed", reminder_id=reminder.payload["id"],
+                error=error, attempts=reminder.attempts + 1, next_attempt_at=next_at.isoformat(),
+            )  # fmt: skip
+            continue
+        if delivered(store, worker, reminder, clock()):
+            sent += 1
+    return sent, missed
+
+
+__all__ = ["DeliveryError", "LogNotifier", "Notifier", "Reminder", "WebhookNotifier", "deliver_due"]

@@ -1,0 +1,352 @@
+"""Due deadline rows, applied in batches: the transactional core of the scheduler (jobs/).
+
+DESIGN "Deadlines are rows, not timers". A batch is one write transaction: it claims up to
+`limit` due rows, earliest first, and applies each with the service's own guarded transitions
+(`_fire_row`), so a batch that fails or is killed half way leaves nothing of itself. A row is
+marked when it is applied, so a rerun is a no-op. On PostgreSQL the rows are claimed with
+`FOR UPDATE SKIP LOCKED` inside the write transaction; every write there first takes the audit
+chain's lock (workflow.store), so several daemons take turns batch by batch.
+
+Expiries of plain filings, by far the most numerous deadline, are applied set-wise: the same
+table row, guard, state change, version bump, settled deadlines and audit records as one
+`expire` through `_fire_in`, written with one statement per kind for the whole group. Every
+other row (and any expiry the fast path cannot decide) goes through `_fire_row`, inside a
+savepoint: a row whose application raises (a bug, not a refusal) is rolled back alone, left
+pending with its error and retried later, and never holds up the rows behind it.
+
+Provisional deadlines (C6) are recomputed by `recompute_provisional` once the year they fall in
+becomes known to the calendar (holidays added to config.toml).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from states.admissions import filing_window
+from states.coverage import claim_deadline
+from states.guards import validity_over
+from states.periods import end_of_local_day, local_date, start_of_local_day
+from states.table import TRANSITIONS
+from states.vocabulary import FilingState, Outcome, Role
+from workflow import audit
+from workflow.context import SYSTEM_ACTOR, Request
+from workflow.hospital import (
+    CLAIM_DUE,
+    CLAIM_REMINDER,
+    FILING_WINDOW,
+    REPORT_WINDOW,
+    WINDOW_REMINDER,
+)
+from workflow.store import Tx
+
+if TYPE_CHECKING:
+    from workflow.service import FilingService
+
+log = structlog.get_logger("workflow.sweep")
+
+_DUE = (
+    "SELECT subject_id, kind, due_at, attempts FROM deadline_record "
+    "WHERE fired_at IS NULL AND due_at <= :now AND (retry_at IS NULL OR retry_at <= :now) "
+    "ORDER BY due_at, subject_id, kind LIMIT :limit"
+)
+_FAILED = (
+    "UPDATE deadline_record SET attempts = attempts + 1, last_error = :error, "
+    "retry_at = :retry_at WHERE subject_id = :s AND kind = :k AND due_at = :d"
+)
+_EXPIRE_FILING = (
+    "UPDATE filing_record SET state = 'expired', version = :version, updated_at = :at "
+    "WHERE id = :id AND version = :expected_version AND state = 'effective'"
+)
+_SETTLE_EXPIRED = (
+    "UPDATE deadline_record SET fired_at = :at, "
+    "outcome = CASE WHEN kind = 'expire' THEN 'fired' ELSE 'retired' END "
+    "WHERE subject_id = :id AND fired_at IS NULL"
+)
+_RETRY_BASE = timedelta(seconds=30)
+_RETRY_CAP = timedelta(hours=1)
+_EXPIRE_ROW = next(t for t in TRANSITIONS if t.event == "expire")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What became of one due row: "fired", "retired" (moot, recorded) or "failed" (left
+    pending with its error, retried after a backoff)."""
+
+    subject_id: str
+    kind: str
+    due_at: datetime
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    applied: tuple[Applied, ...]
+    claimed: int  # due rows the batch took; fewer than its limit: nothing more is due now
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for a in self.applied if a.outcome == outcome)
+
+    def __len__(self) -> int:
+        return len(self.applied)
+
+
+def fire_due(service: FilingService, request: Request, *, limit: int = 500) -> Batch:
+    """Apply up to `limit` due rows, earliest first, in one transaction."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    due_sql = _DUE + (" FOR UPDATE SKIP LOCKED" if service.store.postgres else "")
+
+    def work(tx: Tx, journal: list[dict[str, Any]]) -> Batch:
+        now = service._now()
+        rows = tx.all(due_sql, {"now": now, "limit": limit})
+        plain = _expirable(service, tx, rows, now)
+        applied: list[Applied] = []
+        group: list[Mapping[str, Any]] = []
+        for row in rows:
+            if row["kind"] == "expire" and row["subject_id"] in plain:
+                group.append({**plain[row["subject_id"]], "due_at": row["due_at"]})
+                continue
+            if group:
+                applied += _expire_group(service, tx, group, request, journal, now)
+                group = []
+            done = _one(service, tx, row, request, journal, now)
+            if done is not None:
+                applied.append(done)
+        if group:
+            applied += _expire_group(service, tx, group, request, journal, now)
+        return Batch(tuple(applied), len(rows))
+
+    return service._run(work, request, retry_stale=False)
+
+
+def _expirable(
+    service: FilingService, tx: Tx, rows: Sequence[Mapping[str, Any]], now: datetime
+) -> dict[str, Mapping[str, Any]]:
+    """The due expiries the set-wise path decides: plain filings (no admission) still
+    effective whose validity is over (V1/V3, the table's own guard). Anything else is left
+    to `_fire_row`, which records why it does not apply."""
+    ids = [r["subject_id"] for r in rows if r["kind"] == "expire"]
+    if not ids or not service.machine.allows("expire", FilingState.EFFECTIVE, Role.SYSTEM):
+        return {}
+    names = ", ".join(f":i{n}" for n in range(len(ids)))
+    found = tx.all(
+        "SELECT id, version, state, valid_until, policy_region, policy_version, admission_id "
+        f"FROM filing_record WHERE id IN ({names})",
+        {f"i{n}": i for n, i in enumerate(ids)},
+    )
+    return {
+        f["id"]: f
+        for f in found
+        if f["state"] == FilingState.EFFECTIVE.value
+        and f["admission_id"] is None
+        and validity_over(f["valid_until"], now)
+    }
+
+
+def _expire_group(
+    service: FilingService,
+    tx: Tx,
+    group: Sequence[Mapping[str, Any]],
+    request: Request,
+    journal: list[dict[str, Any]],
+    now: datetime,
+) -> list[Applied]:
+    changed = tx.run_many(
+        _EXPIRE_FILING,
+        [
+            {
+                "id": f["id"],
+                "version": f["version"] + 1,
+                "expected_version": f["version"],
+                "at": now,
+            }
+            for f in group
+        ],
+    )
+    if changed != len(group):  # impossible under the write lock; loud if it ever is not
+        raise AssertionError(f"expired {changed} of {len(group)} filings")
+    tx.run_many(_SETTLE_EXPIRED, [{"id": f["id"], "at": now} for f in group])
+    today = str(local_date(now))
+    actor = SYSTEM_ACTOR
+    journal += audit.append_many(
+        tx,
+        [
+            {
+                "filing_id": f["id"],
+                "event": "expire",
+                "from_state": _EXPIRE_ROW.source.value,
+                "to_state": _EXPIRE_ROW.dest.value,
+                "outcome": Outcome.APPLIED.value,
+                "rule_id": _EXPIRE_ROW.rule,
+                "reason": "expire applied",
+                "inputs": audit.canonical_inputs(
+                    {"today": today, "valid_until": str(f["valid_until"])}
+                ),
+                "actor_id": actor.id,
+                "actor_role": actor.role.value,
+                "actor_org": actor.organisation,
+                "channel": actor.channel.value,
+                "on_behalf": actor.on_behalf,
+                "policy_region": f["policy_region"],
+                "policy_version": f["policy_version"],
+                "request_id": request.request_id,
+                "correlation_id": request.correlation_id,
+                "at": now,
+            }
+            for f in group
+        ],
+    )
+    return [Applied(f["id"], "expire", f["due_at"], "fired") for f in group]
+
+
+def _one(
+    service: FilingService,
+    tx: Tx,
+    row: Mapping[str, Any],
+    request: Request,
+    journal: list[dict[str, Any]],
+    now: datetime,
+) -> Applied | None:
+    subject, kind, due_at = row["subject_id"], row["kind"], row["due_at"]
+    mark = len(journal)
+    tx.run("SAVEPOINT due_row")
+    try:
+        outcome = service._fire_row(tx, subject, kind, due_at, request, journal)
+    except Exception as exc:  # a bug or bad data, not a refusal: this row alone waits
+        tx.run("ROLLBACK TO SAVEPOINT due_row")
+        tx.run("RELEASE SAVEPOINT due_row")
+        del journal[mark:]
+        attempts = row["attempts"] + 1
+        delay = min(_RETRY_BASE * 2 ** (attempts - 1), _RETRY_CAP)
+        error = type(exc).__name__[:64]
+        tx.run(
+            _FAILED,
+            {"s": subject, "k": kind, "d": due_at, "error": error, "retry_at": now + delay},
+        )
+        # The class only: a message could quote input. The row keeps it too, for status.
+        log.error(
+            "deadline.failed", subject_id=subject, kind=kind, due_at=due_at.isoformat(),
+            error=error, attempts=attempts, retry_at=(now + delay).isoformat(),
+        )  # fmt: skip
+        return Applied(subject, kind, due_at, "failed")
+    tx.run("RELEASE SAVEPOINT due_row")
+    return None if outcome is None else Applied(subject, kind, due_at, outcome)
+
+
+# -- C6: provisional deadlines ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    subject_id: str
+    kind: str
+    old_due_at: datetime
+    new_due_at: datetime
+    provisional: bool
+
+
+_PROVISIONAL = (
+    "SELECT subject_id, kind, due_at, rule_id FROM deadline_record "
+    "WHERE provisional AND fired_at IS NULL ORDER BY due_at"
+)
+_SUPERSEDE = (
+    "UPDATE deadline_record SET fired_at = :at, outcome = 'recomputed' "
+    "WHERE subject_id = :s AND kind = :k AND due_at = :d AND fired_at IS NULL"
+)
+_CONFIRM = (
+    "UPDATE deadline_record SET provisional = :p "
+    "WHERE subject_id = :s AND kind = :k AND due_at = :d AND fired_at IS NULL"
+)
+_CLAIM_DEADLINE = (
+    "UPDATE claim_record SET last_day = :last_day, due_at = :due_at, provisional = :p, "
+    "updated_at = :at WHERE id = :id"
+)
+
+
+def recompute_provisional(service: FilingService, request: Request) -> list[Recomputed]:
+    """C6: recount every pending provisional deadline on today's calendar. A deadline whose
+    year has become known moves to its recounted instant (the old row is marked `recomputed`,
+    a new row is written) or is confirmed where it stands; either way it is audited under
+    rule C6 with the old and new instants. One still in an unknown year is left as it is."""
+
+    def work(tx: Tx, journal: list[dict[str, Any]]) -> list[Recomputed]:
+        now = service._now()
+        done: list[Recomputed] = []
+        for row in tx.all(_PROVISIONAL):
+            recount = _recount(service, tx, row["subject_id"], row["kind"])
+            if recount is None:
+                continue
+            due_at, provisional, extra = recount
+            if provisional and due_at == row["due_at"]:
+                continue  # still in an unknown year: nothing known has changed
+            key = {"s": row["subject_id"], "k": row["kind"], "d": row["due_at"]}
+            if due_at == row["due_at"]:
+                tx.run(_CONFIRM, {**key, "p": provisional})
+            else:
+                tx.run(_SUPERSEDE, {**key, "at": now})
+                service._deadline(
+                    tx, row["subject_id"], row["kind"], due_at, row["rule_id"], provisional, now
+                )
+            if extra is not None:
+                tx.run(_CLAIM_DEADLINE, {**extra, "id": row["subject_id"], "at": now})
+            policy, state, _ = service._subject(tx, row["subject_id"])
+            journal.append(
+                service._audit_subject(
+                    tx, row["subject_id"], policy, "recompute_deadline", state, state,
+                    Outcome.APPLIED, "C6",
+                    "the year's holidays are now known: the deadline is recounted",
+                    {
+                        "kind": row["kind"], "deadline_rule": row["rule_id"],
+                        "old_due_at": row["due_at"].isoformat(), "new_due_at": due_at.isoformat(),
+                        "provisional": provisional,
+                    },
+                    SYSTEM_ACTOR, request, now,
+                )
+            )  # fmt: skip
+            done.append(
+                Recomputed(row["subject_id"], row["kind"], row["due_at"], due_at, provisional)
+            )
+        return done
+
+    return service._run(work, request, retry_stale=False)
+
+
+def _recount(
+    service: FilingService, tx: Tx, subject: str, kind: str
+) -> tuple[datetime, bool, dict[str, Any] | None] | None:
+    """A provisional deadline counted again from what it was counted from."""
+    calendar = service.calendar
+    if kind in (CLAIM_DUE, CLAIM_REMINDER):
+        loaded = service._load_claim(tx, subject)
+        policy = service._policy(tx, *loaded.policy_region_version)
+        end = claim_deadline(policy, loaded.claim.counted_from, calendar)
+        if end is None:
+            return None
+        if kind == CLAIM_REMINDER:
+            lead = timedelta(days=policy.reimbursement_reminder_days)
+            return end_of_local_day(end.last_day - lead), end.provisional, None
+        claim = {"last_day": end.last_day, "due_at": end.ends_at, "p": end.provisional}
+        return end.ends_at, end.provisional, claim
+    if kind in (FILING_WINDOW, REPORT_WINDOW, WINDOW_REMINDER):
+        if subject.startswith("adm"):
+            adm, policy = service._admission_and_policy(tx, subject)
+        else:
+            filing, _ = service._load(tx, subject)
+            if filing.admission_id is None:
+                return None
+            adm, policy = service._admission_and_policy(tx, filing.admission_id)
+        window = filing_window(adm, policy, calendar)
+        if window is None:
+            return None
+        if kind == WINDOW_REMINDER:
+            at = start_of_local_day(
+                window.end.last_day - timedelta(days=policy.window_reminder_days)
+            )
+            return at, window.end.provisional, None
+        return window.end.ends_at, window.end.provisional, None
+    return None  # validity periods and E6 thresholds are never provisional (C5)
