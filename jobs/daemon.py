@@ -36,7 +36,11 @@ from workflow.api import FilingEngine
 from workflow.store import WRITE_LOCK_KEY, Store, insert_sql
 from workflow.tables import daemon_t
 
-log = structlog.get_logger("jobs.daemon")
+
+def _log() -> Any:
+    """Looked up at each use: a logger cached at import would keep the first configuration."""
+    return structlog.get_logger("jobs.daemon")
+
 
 _RECOMPUTE_LOCK_KEY = WRITE_LOCK_KEY + 1  # one daemon at a time recounts (PostgreSQL)
 _INSERT_DAEMON = insert_sql(daemon_t)
@@ -114,7 +118,7 @@ class Daemon:
             self._last_sweep_at = self.now()
             self._last_sweep_ms = round(seconds * 1000)
         if fired or retired or failed:
-            log.info(
+            _log().info(
                 "sweep.done", daemon_id=self.id, batches=batches, fired=fired, retired=retired,
                 failed=failed, ms=round(seconds * 1000, 1),
             )  # fmt: skip
@@ -146,7 +150,7 @@ class Daemon:
                 return 0
             changed = self.engine.recompute_provisional()
         if changed:
-            log.info("recompute.done", daemon_id=self.id, deadlines=len(changed))
+            _log().info("recompute.done", daemon_id=self.id, deadlines=len(changed))
         return len(changed)
 
     def heartbeat(self, *, stopped: bool = False) -> None:
@@ -187,9 +191,11 @@ class Daemon:
     def start(self) -> None:
         """Register, catch up, then start the interval jobs in background threads."""
         self.register()
-        log.info("daemon.started", daemon_id=self.id, **_public(self.settings))
+        _log().info("daemon.started", daemon_id=self.id, **_public(self.settings))
         report = self.catch_up()
-        log.info("daemon.caught_up", daemon_id=self.id, fired=report.fired, batches=report.batches)
+        _log().info(
+            "daemon.caught_up", daemon_id=self.id, fired=report.fired, batches=report.batches
+        )
         s = self.settings
         scheduler = BackgroundScheduler(
             timezone="UTC",
@@ -217,7 +223,9 @@ class Daemon:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
         self.heartbeat(stopped=True)
-        log.info("daemon.stopped", daemon_id=self.id, fired=self._fired, delivered=self._delivered)
+        _log().info(
+            "daemon.stopped", daemon_id=self.id, fired=self._fired, delivered=self._delivered
+        )
 
     def run(self, *, install_signals: bool = True) -> None:
         """Start, then block until SIGTERM/SIGINT (or `request_stop()`), then stop."""
@@ -235,13 +243,13 @@ class Daemon:
         self._stop.set()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("daemon.stopping", daemon_id=self.id, signal=signal.Signals(signum).name)
+        _log().info("daemon.stopping", daemon_id=self.id, signal=signal.Signals(signum).name)
         self._stop.set()
 
     def _error(self, exc: Exception, job: str) -> None:
         with self._lock:
             self._last_error = f"{job}: {type(exc).__name__}"[:200]
-        log.error("daemon.job_failed", daemon_id=self.id, job=job, error=type(exc).__name__)
+        _log().error("daemon.job_failed", daemon_id=self.id, job=job, error=type(exc).__name__)
 
 
 class _leader:

@@ -22,7 +22,10 @@ from workflow.config import SchedulerSettings
 from workflow.outbox import Reminder, claim, delivered, failed
 from workflow.store import Store
 
-log = structlog.get_logger("jobs.notify")
+
+def _log() -> Any:
+    """Looked up at each use: a logger cached at import would keep the first configuration."""
+    return structlog.get_logger("jobs.notify")
 
 
 class DeliveryError(Exception):
@@ -38,7 +41,7 @@ class LogNotifier:
     """A structured log line per reminder (`reminder.<kind>`), for a log pipeline to route."""
 
     def send(self, payload: Mapping[str, Any]) -> None:
-        log.info(str(payload["event"]), **{k: v for k, v in payload.items() if k != "event"})
+        _log().info(str(payload["event"]), **{k: v for k, v in payload.items() if k != "event"})
 
 
 class WebhookNotifier:
@@ -109,7 +112,7 @@ def deliver_due(
             error = str(exc) if isinstance(exc, DeliveryError) else type(exc).__name__
             next_at = clock() + backoff(reminder.attempts + 1, settings)
             failed(store, worker, reminder, error, next_at)
-            log.warning(
+            _log().warning(
                 "reminder.delivery_failed", reminder_id=reminder.payload["id"],
                 error=error, attempts=reminder.attempts + 1, next_attempt_at=next_at.isoformat(),
             )  # fmt: skip

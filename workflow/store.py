@@ -81,10 +81,10 @@ class Store:
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            if self.postgres and chained:
-                cur.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
-            else:
+            if not self.postgres:
                 cur.execute("BEGIN IMMEDIATE")
+            elif chained:
+                cur.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
             tx = Tx(self, cur)
             try:
                 yield tx

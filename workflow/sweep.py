@@ -47,7 +47,11 @@ from workflow.store import Tx
 if TYPE_CHECKING:
     from workflow.service import FilingService
 
-log = structlog.get_logger("workflow.sweep")
+
+def _log() -> Any:
+    """Looked up at each use: a logger cached at import would keep the first configuration."""
+    return structlog.get_logger("workflow.sweep")
+
 
 _DUE = (
     "SELECT subject_id, kind, due_at, attempts FROM deadline_record "
@@ -229,7 +233,7 @@ def _one(
             {"s": subject, "k": kind, "d": due_at, "error": error, "retry_at": now + delay},
         )
         # The class only: a message could quote input. The row keeps it too, for status.
-        log.error(
+        _log().error(
             "deadline.failed", subject_id=subject, kind=kind, due_at=due_at.isoformat(),
             error=error, attempts=attempts, retry_at=(now + delay).isoformat(),
         )  # fmt: skip
