@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -561,3 +561,32 @@ def test_the_webhook_url_comes_from_the_environment_too() -> None:
         ROOT / "config.toml", environ={**TEST_ENV, "FILING_WEBHOOK_URL": "http://h/x"}
     )
     assert s.scheduler.webhook_url == "http://h/x"
+
+
+def test_a_provisional_e3_window_and_its_reminder_move_when_the_year_is_added(
+    open_engine: Callable[..., FilingEngine], db_url: str, clock: Clock, settings: Settings
+) -> None:
+    before = open_engine(db_url)
+    clock.to_local(date(2026, 12, 28))
+    adm = admit(before, jiangmen_person(), JIANGMEN, date(2026, 12, 28), emergency=True)
+    deemed = adm.deemed_filing_id
+    window = _row(before, deemed, "filing_window")
+    assert window.provisional  # 10 days: 7 January 2027, a year not yet known
+    new_year = CalendarYear(
+        holidays=frozenset({date(2027, 1, 1), date(2027, 1, 7), date(2027, 1, 8)}),
+        workdays=frozenset(),
+    )
+
+    after = open_engine(db_url, settings=replace(settings, calendar_years={2027: new_year}))
+    changed = {c.kind: c for c in after.recompute_provisional()}
+
+    assert sorted(changed) == ["filing_window", "window_reminder"]
+    moved = changed["filing_window"]
+    # C3: the last day is a holiday, so the window runs to Monday 11 January (24:00 local).
+    assert (moved.new_due_at, moved.provisional) == (datetime(2027, 1, 11, 16, tzinfo=UTC), False)
+    pending = {d.kind: d for d in after.deadlines(deemed) if d.fired_at is None}
+    assert pending["filing_window"].due_at == moved.new_due_at
+    assert pending["window_reminder"].due_at == datetime(2027, 1, 7, 16, tzinfo=UTC)
+    clock.now = window.due_at  # the old instant: nothing closes
+    assert [a for a in _sweep(after) if a.kind == "filing_window"] == []
+    assert after.get(deemed).state.value == "deemed"
