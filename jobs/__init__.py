@@ -6,7 +6,7 @@ the outbox (`jobs.notify`), recounts provisional deadlines when the calendar lea
 and records a heartbeat that `filing daemon status` reads.
 """
 
-from jobs.daemon import Daemon, SweepReport, status
+from jobs.daemon import Daemon, SweepReport, run_once, status
 from jobs.notify import LogNotifier, Notifier, WebhookNotifier, deliver_due
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "SweepReport",
     "WebhookNotifier",
     "deliver_due",
+    "run_once",
     "status",
 ]

@@ -66,3 +66,24 @@ def test_the_readme_hospital_session_runs_as_printed(
         ["admit", "applied", "None"],
         ["route_manual", "applied", "E3"],
     ]
+
+
+def test_the_readme_scheduler_session_runs_as_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FILING_PERSON_KEY", "readme")
+    session = _python_session("## The scheduler daemon")
+    exec(compile(session, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == [
+        "expiry_reminder 2026-08-02T16:00:00+00:00 V3",
+        "expiry_reminder 2026-08-25T16:00:00+00:00 V3",
+        "expire 2026-09-02T16:00:00+00:00 V3",
+    ]
+    assert out[3:] == [
+        "3 expired",
+        "[('expiry_reminder', True), ('expiry_reminder', True)]",
+        "0 expire",
+    ]
