@@ -590,3 +590,33 @@ def test_a_provisional_e3_window_and_its_reminder_move_when_the_year_is_added(
     clock.now = window.due_at  # the old instant: nothing closes
     assert [a for a in _sweep(after) if a.kind == "filing_window"] == []
     assert after.get(deemed).state.value == "deemed"
+
+
+def test_on_sqlite_the_api_and_a_sweeping_daemon_share_the_file_without_lock_errors(
+    open_engine: Callable[..., FilingEngine], sqlite_url: str, settings: Settings, clock: Clock
+) -> None:
+    import threading
+
+    api = open_engine(sqlite_url)
+    due = [effective(api, id_number=id_number(n)).id for n in range(1, 301)]
+    clock.now = _row(api, due[0], "expire").due_at
+    daemon_engine = open_engine(
+        sqlite_url, settings=replace(settings, scheduler=replace(settings.scheduler, batch_size=50))
+    )
+    daemon = Daemon(daemon_engine, notifier=Recording(), daemon_id="beside-the-api")
+    errors: list[BaseException] = []
+
+    def sweep() -> None:
+        try:
+            daemon.sweep()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    thread = threading.Thread(target=sweep)
+    thread.start()
+    made = [effective(api, id_number=id_number(n)).state.value for n in range(301, 331)]
+    thread.join()
+
+    assert errors == []
+    assert made == ["effective"] * 30
+    assert all(api.get(f).state.value == "expired" for f in due)
