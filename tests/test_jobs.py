@@ -620,3 +620,23 @@ def test_on_sqlite_the_api_and_a_sweeping_daemon_share_the_file_without_lock_err
     assert errors == []
     assert made == ["effective"] * 30
     assert all(api.get(f).state.value == "expired" for f in due)
+
+
+def test_apscheduler_and_sqlalchemy_warnings_come_out_as_structured_lines() -> None:
+    import io
+    import logging
+
+    from workflow.logs import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("json", "info", stream=stream)
+    logging.getLogger("apscheduler.scheduler").warning("Run time of job was missed")
+    logging.getLogger("sqlalchemy.pool").warning("pool overflow")
+    logging.getLogger("apscheduler.executors").info("below the daemon's level for its libraries")
+
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(x["event"], x["level"]) for x in lines] == [
+        ("Run time of job was missed", "warning"),
+        ("pool overflow", "warning"),
+    ]
+    assert all("timestamp" in x for x in lines)
