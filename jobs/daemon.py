@@ -134,7 +134,7 @@ class Daemon:
                     stopping=self._stop.is_set,
                 )  # fmt: skip
                 sent, missed = sent + ok, missed + bad
-                if ok + bad < 100:
+                if ok + bad == 0:
                     break
         except Exception as exc:
             self._error(exc, "deliver")

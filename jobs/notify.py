@@ -102,6 +102,11 @@ def deliver_due(
     failed). Stops early, leaving the rest leased to expire, when `stopping()` says so."""
     sent = missed = 0
     lease = timedelta(seconds=settings.lease_seconds)
+    # Claim no more than can be sent, each at its full timeout, before the lease runs out:
+    # a lease that ran out would let another daemon send the same reminder meanwhile.
+    limit = max(
+        1, min(limit, int(settings.lease_seconds // (settings.webhook_timeout_seconds + 1)))
+    )
     for reminder in claim(store, worker, clock(), lease, limit):
         if stopping():
             break
