@@ -44,13 +44,23 @@ class LogNotifier:
         _log().info(str(payload["event"]), **{k: v for k, v in payload.items() if k != "event"})
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a 301/302 answer to a POST with a bodiless GET, and that GET's 200
+    would mark a reminder delivered that the receiver never got: a redirect is a failure."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class WebhookNotifier:
-    """POST the reminder as JSON; any 2xx is delivered, anything else is a failure to retry.
-    The reminder's id is also sent as `Idempotency-Key`."""
+    """POST the reminder as JSON; a 2xx answer to that POST is delivered, anything else
+    (redirects included) is a failure to retry. The reminder's id is also sent as
+    `Idempotency-Key`."""
 
     def __init__(self, url: str, timeout: float = 5.0) -> None:
         self.url = url
         self.timeout = timeout
+        self._opener = urllib.request.build_opener(_NoRedirects())
 
     def send(self, payload: Mapping[str, Any]) -> None:
         body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
@@ -65,7 +75,7 @@ class WebhookNotifier:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with self._opener.open(request, timeout=self.timeout) as response:
                 status = response.status
         except urllib.error.HTTPError as exc:
             raise DeliveryError(f"HTTP {exc.code}") from None
