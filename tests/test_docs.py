@@ -83,7 +83,10 @@ def test_the_readme_scheduler_session_runs_as_printed(
         "expire 2026-09-02T16:00:00+00:00 V3",
     ]
     assert out[3:] == [
-        "3 expired",
-        "[('expiry_reminder', True), ('expiry_reminder', True)]",
-        "0 expire",
+        "1 [('expiry_reminder', True)]",
+        "1 1 expired",
+        "retire_deadline denied expire applied",
+        "the expiry_reminder came too late: what it warned of was due at "
+        "2026-09-02T16:00:00+00:00",
+        "0",
     ]

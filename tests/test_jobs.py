@@ -361,8 +361,9 @@ def test_catch_up_fires_everything_overdue_and_the_heartbeat_shows_it(
     any_engine: FilingEngine, clock: Clock
 ) -> None:
     filings = [effective(any_engine, id_number=id_number(n)).id for n in range(1, 4)]
-    clock.now = _row(any_engine, filings[0], "expire").due_at + timedelta(days=30)
-    assert status(any_engine)["due_backlog"] == 9
+    expire_at = _row(any_engine, filings[0], "expire").due_at
+    clock.now = expire_at - timedelta(days=1)  # both reminders due, the expiry not yet
+    assert status(any_engine)["due_backlog"] == 6
     assert status(any_engine)["lag_seconds"] == pytest.approx(
         (clock.now - _row(any_engine, filings[0], "expiry_reminder").due_at).total_seconds()
     )
@@ -370,16 +371,42 @@ def test_catch_up_fires_everything_overdue_and_the_heartbeat_shows_it(
 
     result = run_once(any_engine, notifier)
 
-    assert (result["fired"], result["failed"]) == (9, 0)
-    assert all(any_engine.get(f).state.value == "expired" for f in filings)
+    assert (result["fired"], result["failed"]) == (6, 0)
     assert len(notifier.sent) == 6
     shown = status(any_engine)
     assert (shown["due_backlog"], shown["lag_seconds"], shown["outbox"]["pending"]) == (0, 0.0, 0)
+    assert shown["next_due_at"] == expire_at.isoformat()
     (daemon,) = shown["daemons"]
     assert (daemon["id"], daemon["fired_total"], daemon["delivered_total"]) == (
-        result["daemon_id"], 9, 6,
+        result["daemon_id"], 6, 6,
     )  # fmt: skip
     assert daemon["alive"] is False and daemon["stopped_at"] is not None
+
+    clock.now = expire_at + timedelta(days=30)
+    assert run_once(any_engine, notifier)["fired"] == 3
+    assert all(any_engine.get(f).state.value == "expired" for f in filings)
+
+
+def test_a_reminder_swept_after_what_it_warns_of_is_retired_and_not_sent(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    """A daemon that was down must not tell a person, today, that their filing expires in 7
+    days when it expired last week: the late reminder is recorded as refused, not sent."""
+    filing = effective(any_engine)
+    expire_at = _row(any_engine, filing.id, "expire").due_at
+    clock.now = expire_at + timedelta(days=3)
+
+    applied = _sweep(any_engine)
+
+    assert sorted((a.kind, a.outcome) for a in applied) == [
+        ("expire", "fired"), ("expiry_reminder", "retired"), ("expiry_reminder", "retired"),
+    ]  # fmt: skip
+    assert any_engine.reminders(filing.id) == []
+    late = [h for h in any_engine.history(filing.id) if h["event"] == "retire_deadline"]
+    assert [(h["outcome"], h["rule_id"], h["inputs"]["warned_of"]) for h in late] == [
+        ("denied", "V3", expire_at.isoformat()),
+    ] * 2
+    assert "came too late" in late[0]["reason"]
 
 
 def test_a_running_daemon_sweeps_on_its_interval_and_stops_cleanly(
@@ -404,7 +431,8 @@ def test_a_running_daemon_sweeps_on_its_interval_and_stops_cleanly(
         daemon.stop()
     assert engine.get(filing.id).state.value == "expired"
     (shown,) = status(engine)["daemons"]
-    assert shown["stopped_at"] is not None and shown["fired_total"] == 3
+    # The clock jumped past the expiry: its two reminders came too late and were not sent.
+    assert shown["stopped_at"] is not None and shown["fired_total"] == 1
 
 
 def test_sigterm_stops_the_daemon_process_gracefully(tmp_path: Path) -> None:

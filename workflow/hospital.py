@@ -733,6 +733,11 @@ class HospitalSide:
             return None
         recorded = len(journal)
         outcome = self._apply_deadline(tx, subject_id, kind, request, journal)
+        if outcome == "fired" and kind in REMINDER_KINDS:
+            warned = self._reminder_target(tx, subject_id, kind)
+            if warned is not None and warned <= now:  # late (the daemon was down)
+                journal.append(self._late(tx, subject_id, kind, due_at, warned, request, now))
+                outcome = "retired"
         if outcome != "fired":
             tx.run(_DEADLINE_OUTCOME, {**key, "outcome": outcome})
             if len(journal) == recorded:  # nothing recorded why: record the moot deadline
@@ -740,6 +745,65 @@ class HospitalSide:
         elif kind in REMINDER_KINDS:
             self._remind(tx, subject_id, kind, due_at, now)
         return outcome
+
+    def _reminder_target(self, tx: Tx, subject_id: str, kind: str) -> datetime | None:
+        """The instant a live reminder warns of, or None if its subject moved on."""
+        if kind == EXPIRY_REMINDER:
+            filing, _ = self._load(tx, subject_id)
+            live = filing.state is FilingState.EFFECTIVE and filing.valid_until is not None
+            return end_of_local_day(filing.valid_until) if live else None  # type: ignore[arg-type]
+        if kind == WINDOW_REMINDER:
+            if subject_id.startswith("adm"):  # E5: the hospital has yet to report
+                adm, policy = self._admission_and_policy(tx, subject_id)
+                moot = adm.settled or adm.route or self._retro_pending(tx, adm)
+                if moot or self._covering(tx, adm):
+                    return None
+            else:  # E3/E7: the deemed filing's window
+                filing, _ = self._load(tx, subject_id)
+                if filing.state is not FilingState.DEEMED or filing.admission_id is None:
+                    return None
+                adm, policy = self._admission_and_policy(tx, filing.admission_id)
+                if self._retro_pending(tx, adm):
+                    return None
+            window = filing_window(adm, policy, self.calendar)
+            return None if window is None else window.end.ends_at
+        if kind == EXTENSION_REMINDER:
+            adm, policy = self._admission_and_policy(tx, subject_id)
+            threshold = extension_threshold(adm, policy)
+            live = adm.status is AdmissionStatus.ADMITTED and adm.extension is None
+            return end_of_local_day(threshold) if live and threshold else None
+        claim = self._load_claim(tx, subject_id).claim  # CLAIM_REMINDER
+        return claim.due_at if claim.status == "open" else None
+
+    def _late(
+        self,
+        tx: Tx,
+        subject_id: str,
+        kind: str,
+        due_at: datetime,
+        warned: datetime,
+        request: Request,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """A reminder that fires after what it warns of (the daemon was down) is not sent: it
+        would tell the person of a deadline already past. Recorded as refused."""
+        policy, state, _ = self._subject(tx, subject_id)
+        return self._audit_subject(
+            tx, subject_id, policy, "retire_deadline", state, state, Outcome.DENIED,
+            self._rule_of(tx, subject_id, kind, due_at),
+            f"the {kind} came too late: what it warned of was due at {warned.isoformat()}",
+            {"kind": kind, "warned_of": warned.isoformat(), "now": now.isoformat()},
+            SYSTEM_ACTOR, request, now,
+        )  # fmt: skip
+
+    def _rule_of(self, tx: Tx, subject_id: str, kind: str, due_at: datetime) -> str:
+        return str(
+            tx.scalar(
+                "SELECT rule_id FROM deadline_record "
+                "WHERE subject_id = :s AND kind = :k AND due_at = :d",
+                {"s": subject_id, "k": kind, "d": due_at},
+            )
+        )
 
     def _subject(self, tx: Tx, subject_id: str) -> tuple[tuple[str, str], str, str]:
         """A deadline subject's pinned policy, its state, and what it is."""
@@ -768,11 +832,7 @@ class HospitalSide:
         now: datetime,
     ) -> dict[str, Any]:
         policy, state, what = self._subject(tx, subject_id)
-        rule = tx.scalar(
-            "SELECT rule_id FROM deadline_record "
-            "WHERE subject_id = :s AND kind = :k AND due_at = :d",
-            {"s": subject_id, "k": kind, "d": due_at},
-        )
+        rule = self._rule_of(tx, subject_id, kind, due_at)
         return self._audit_subject(
             tx, subject_id, policy, "retire_deadline", state, state, Outcome.DENIED, rule,
             f"the {kind} deadline no longer applies: the {what} is {state}",
@@ -784,11 +844,7 @@ class HospitalSide:
         """Write the reminder once (its key is the deadline's) for a notifier to deliver. The
         payload names ids, instants and rules only: a receiver looks the subject up."""
         policy, state, what = self._subject(tx, subject_id)
-        rule = tx.scalar(
-            "SELECT rule_id FROM deadline_record "
-            "WHERE subject_id = :s AND kind = :k AND due_at = :d",
-            {"s": subject_id, "k": kind, "d": due_at},
-        )
+        rule = self._rule_of(tx, subject_id, kind, due_at)
         payload = {
             "event": f"reminder.{kind}",
             "id": f"{subject_id}:{kind}:{due_at.isoformat()}",
@@ -883,25 +939,8 @@ class HospitalSide:
                     )
                 )  # fmt: skip
             return "fired"
-        if kind == EXPIRY_REMINDER:
-            filing, _ = self._load(tx, subject_id)
-            return "fired" if filing.state is FilingState.EFFECTIVE else "retired"
-        if kind == WINDOW_REMINDER:
-            if subject_id.startswith("adm"):  # E5: the hospital has yet to report
-                adm, _ = self._admission_and_policy(tx, subject_id)
-                moot = adm.settled or adm.route or self._retro_pending(tx, adm)
-                return "retired" if moot or self._covering(tx, adm) else "fired"
-            filing, _ = self._load(tx, subject_id)  # E3/E7: the deemed filing's window
-            if filing.state is not FilingState.DEEMED or filing.admission_id is None:
-                return "retired"
-            adm = self._load_admission(tx, filing.admission_id)
-            return "retired" if self._retro_pending(tx, adm) else "fired"
-        if kind == EXTENSION_REMINDER:
-            adm, _ = self._admission_and_policy(tx, subject_id)
-            live = adm.status is AdmissionStatus.ADMITTED and adm.extension is None
-            return "fired" if live else "retired"
-        if kind == CLAIM_REMINDER:
-            return "fired" if self._load_claim(tx, subject_id).claim.status == "open" else "retired"
+        if kind in REMINDER_KINDS:  # its subject moved on: retired (recorded by `_fire_row`)
+            return "retired" if self._reminder_target(tx, subject_id, kind) is None else "fired"
         if kind == CLAIM_DUE:
             loaded = self._load_claim(tx, subject_id)
             if loaded.claim.status != "open":
