@@ -86,7 +86,6 @@ def test_the_readme_scheduler_session_runs_as_printed(
         "1 [('expiry_reminder', True)]",
         "1 1 expired",
         "retire_deadline denied expire applied",
-        "the expiry_reminder came too late: what it warned of was due at "
-        "2026-09-02T16:00:00+00:00",
+        "the expiry_reminder came too late: what it warned of was due at 2026-09-02T16:00:00+00:00",
         "0",
     ]
