@@ -44,6 +44,7 @@ def _log() -> Any:
 
 _RECOMPUTE_LOCK_KEY = WRITE_LOCK_KEY + 1  # one daemon at a time recounts (PostgreSQL)
 _INSERT_DAEMON = insert_sql(daemon_t)
+_FORGET_AFTER = timedelta(days=7)
 _BEAT = (
     "UPDATE daemon_record SET beat_at = :beat_at, last_sweep_at = :last_sweep_at, "
     "last_sweep_ms = :last_sweep_ms, fired_total = :fired_total, "
@@ -168,8 +169,11 @@ class Daemon:
     # -- running -------------------------------------------------------------------------------
 
     def register(self) -> None:
+        """Record this daemon; forget daemons not heard from for a week (killed ones never
+        record their stop), so `status` lists the ones that matter."""
         now = self.now()
         with self.store.write(chained=False) as tx:
+            tx.run("DELETE FROM daemon_record WHERE beat_at < :t", {"t": now - _FORGET_AFTER})
             tx.run(
                 _INSERT_DAEMON,
                 {

@@ -668,3 +668,16 @@ def test_apscheduler_and_sqlalchemy_warnings_come_out_as_structured_lines() -> N
         ("pool overflow", "warning"),
     ]
     assert all("timestamp" in x for x in lines)
+
+
+def test_a_daemon_not_heard_from_for_a_week_is_forgotten_when_another_starts(
+    engine: FilingEngine, clock: Clock
+) -> None:
+    Daemon(engine, notifier=Recording(), daemon_id="killed-long-ago").register()
+    clock.advance(days=6)
+    Daemon(engine, notifier=Recording(), daemon_id="killed-last-week").register()
+    clock.advance(days=2)
+
+    Daemon(engine, notifier=Recording(), daemon_id="now").register()
+
+    assert [d["id"] for d in status(engine)["daemons"]] == ["now", "killed-last-week"]

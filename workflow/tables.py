@@ -192,6 +192,13 @@ class DeadlineRecord(SQLModel, table=True):
             sqlite_where=sa.text("fired_at IS NULL"),
             postgresql_where=sa.text("fired_at IS NULL"),
         ),
+        # C6: the pending provisional rows the recount reads, without walking every deadline.
+        sa.Index(
+            "ix_deadline_pending_provisional",
+            "due_at",
+            sqlite_where=sa.text("provisional AND fired_at IS NULL"),
+            postgresql_where=sa.text("provisional AND fired_at IS NULL"),
+        ),
         {"sqlite_with_rowid": False},
     )
 

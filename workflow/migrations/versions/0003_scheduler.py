@@ -25,6 +25,13 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("last_error", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("retry_at", _INSTANT, nullable=True))
+    op.create_index(
+        "ix_deadline_pending_provisional",
+        "deadline_record",
+        ["due_at"],
+        sqlite_where=sa.text("provisional AND fired_at IS NULL"),
+        postgresql_where=sa.text("provisional AND fired_at IS NULL"),
+    )
 
     op.create_table(
         "outbox_record",
@@ -71,6 +78,7 @@ def downgrade() -> None:
     op.drop_table("daemon_record")
     op.drop_index("ix_outbox_pending", table_name="outbox_record")
     op.drop_table("outbox_record")
+    op.drop_index("ix_deadline_pending_provisional", table_name="deadline_record")
     with op.batch_alter_table("deadline_record", schema=None) as batch_op:
         for name in ("retry_at", "last_error", "attempts"):
             batch_op.drop_column(name)
