@@ -50,11 +50,14 @@ def canonical_inputs(inputs: Mapping[str, Any]) -> str:
     )
 
 
+_AT = HASHED_FIELDS.index("at")
+
+
 def record_hash(record: Mapping[str, Any]) -> str:
-    values = [
-        record[f].astimezone(UTC).isoformat() if isinstance(record[f], datetime) else record[f]
-        for f in HASHED_FIELDS
-    ]
+    values = [record[f] for f in HASHED_FIELDS]
+    at = values[_AT]  # the one instant among the hashed fields
+    if isinstance(at, datetime):
+        values[_AT] = at.astimezone(UTC).isoformat()
     blob = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -91,11 +94,17 @@ def append_many(tx: Tx, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return records
     last = tx.one(_LAST)
     seq, prev = (0, GENESIS_HASH) if last is None else (last["seq"], last["hash"])
+    rows = []
+    bound: dict[Any, Any] = {}  # each instant converted once, not once per record
     for record in records:
         seq += 1
         record["seq"], record["prev_hash"] = seq, prev
         record["hash"] = prev = record_hash(record)
-    tx.run_many(_INSERT, records)
+        at = record["at"]
+        if at not in bound:
+            bound[at] = tx.bound(at)
+        rows.append({**record, "at": bound[at]})
+    tx.run_many(_INSERT, rows, bound=True)
     return records
 
 

@@ -132,11 +132,21 @@ class Tx:
         self._execute(_sql(sql, self._store.postgres), self._bind(params))
         return int(self._cur.rowcount)
 
-    def run_many(self, sql: str, params: Sequence[Mapping[str, Any]]) -> int:
-        """One statement for many parameter sets; the rows it changed in all."""
+    def bound(self, value: Any) -> Any:
+        """`value` as the driver stores it (an instant as SQLite's text): for a value repeated
+        across many parameter sets, converted once."""
+        return value if self._store.postgres else _bind_sqlite(value)
+
+    def run_many(
+        self, sql: str, params: Sequence[Mapping[str, Any]], *, bound: bool = False
+    ) -> int:
+        """One statement for many parameter sets; the rows it changed in all. With `bound`,
+        the values are already in the driver's form (`Tx.bound`)."""
         if not params:
             return 0
-        self._cur.executemany(_sql(sql, self._store.postgres), [self._bind(p) for p in params])
+        if not bound:
+            params = [self._bind(p) for p in params]
+        self._cur.executemany(_sql(sql, self._store.postgres), params)
         return int(self._cur.rowcount)
 
     def one(self, sql: str, params: Mapping[str, Any] | None = None) -> Row | None:

@@ -160,47 +160,48 @@ def _expire_group(
     journal: list[dict[str, Any]],
     now: datetime,
 ) -> list[Applied]:
+    at = tx.bound(now)  # one conversion per group, not one per row
     changed = tx.run_many(
         _EXPIRE_FILING,
         [
-            {
-                "id": f["id"],
-                "version": f["version"] + 1,
-                "expected_version": f["version"],
-                "at": now,
-            }
+            {"id": f["id"], "version": f["version"] + 1, "expected_version": f["version"]}
+            | {"at": at}
             for f in group
         ],
+        bound=True,
     )
     if changed != len(group):  # impossible under the write lock; loud if it ever is not
         raise AssertionError(f"expired {changed} of {len(group)} filings")
-    tx.run_many(_SETTLE_EXPIRED, [{"id": f["id"], "at": now} for f in group])
+    tx.run_many(_SETTLE_EXPIRED, [{"id": f["id"], "at": at} for f in group], bound=True)
     today = str(local_date(now))
     actor = SYSTEM_ACTOR
+    shared = {  # what every record of the group has in common, built once
+        "event": "expire",
+        "from_state": _EXPIRE_ROW.source.value,
+        "to_state": _EXPIRE_ROW.dest.value,
+        "outcome": Outcome.APPLIED.value,
+        "rule_id": _EXPIRE_ROW.rule,
+        "reason": "expire applied",
+        "actor_id": actor.id,
+        "actor_role": actor.role.value,
+        "actor_org": actor.organisation,
+        "channel": actor.channel.value,
+        "on_behalf": actor.on_behalf,
+        "request_id": request.request_id,
+        "correlation_id": request.correlation_id,
+        "at": now,
+    }
     journal += audit.append_many(
         tx,
         [
             {
+                **shared,
                 "filing_id": f["id"],
-                "event": "expire",
-                "from_state": _EXPIRE_ROW.source.value,
-                "to_state": _EXPIRE_ROW.dest.value,
-                "outcome": Outcome.APPLIED.value,
-                "rule_id": _EXPIRE_ROW.rule,
-                "reason": "expire applied",
                 "inputs": audit.canonical_inputs(
                     {"today": today, "valid_until": str(f["valid_until"])}
                 ),
-                "actor_id": actor.id,
-                "actor_role": actor.role.value,
-                "actor_org": actor.organisation,
-                "channel": actor.channel.value,
-                "on_behalf": actor.on_behalf,
                 "policy_region": f["policy_region"],
                 "policy_version": f["policy_version"],
-                "request_id": request.request_id,
-                "correlation_id": request.correlation_id,
-                "at": now,
             }
             for f in group
         ],
