@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.script import ScriptDirectory
 
 from states.filing import Filing
@@ -333,7 +334,9 @@ def _core_row(engine: FilingEngine, filing_id: str) -> dict[str, Any]:
         )
 
 
-SHARED = [c.name for c in FILING.columns if c.name not in ("documents", "exclusive_key")]
+# Storage-only columns: the L6 key and slot are the index's, not the filing's.
+STORAGE_ONLY = ("documents", "exclusive_key", "holds_scope")
+SHARED = [c.name for c in FILING.columns if c.name not in STORAGE_ONLY]
 
 
 def test_a_filing_reads_back_equal_with_its_types(any_engine: FilingEngine, stored: Filing) -> None:
@@ -370,7 +373,11 @@ def test_the_engine_reads_what_sqlalchemy_core_wrote(
     row = _core_row(any_engine, stored.id)
     copy_id = "c" + stored.id[1:]
     with any_engine.sql_engine.begin() as conn:
-        conn.execute(sa.insert(FILING).values({**row, "id": copy_id, "exclusive_key": None}))
+        conn.execute(
+            sa.insert(FILING).values(
+                {**row, "id": copy_id, "exclusive_key": None, "holds_scope": False}
+            )
+        )
 
     assert any_engine.get(copy_id) == dataclasses.replace(stored, id=copy_id)
 
@@ -583,3 +590,51 @@ def test_a_shared_database_is_not_opened_with_the_development_key(
     with pytest.raises(PolicyConfigError) as refused:
         open_engine(pg_url, settings=dev)
     assert refused.value.key == "FILING_PERSON_KEY"
+
+
+# --- the L6 slot (migration 0004) -----------------------------------------------------------------
+
+
+def _slots(engine: FilingEngine) -> dict[str, tuple[str, bool]]:
+    with engine.sql_engine.connect() as conn:
+        rows = conn.execute(sa.select(FILING.c.id, FILING.c.state, FILING.c.holds_scope))
+        return {r.id: (r.state, bool(r.holds_scope)) for r in rows}
+
+
+def test_an_expired_filing_keeps_its_slot_until_the_next_of_its_scope_takes_effect(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    first = effective(any_engine)
+    clock.to_local(date(2026, 9, 3))
+    any_engine.expire(first.id, SYSTEM)
+    assert _slots(any_engine)[first.id] == ("expired", True)  # the index was not rewritten
+
+    second = effective(any_engine)
+
+    assert _slots(any_engine) == {first.id: ("expired", False), second.id: ("effective", True)}
+    with pytest.raises(TransitionRefused) as refused:  # L6 still holds
+        effective(any_engine)
+    assert refused.value.rule_id == "L6"
+
+
+def test_two_filings_of_one_scope_can_never_both_hold_it(any_engine: FilingEngine) -> None:
+    held = effective(any_engine)
+    other = draft(any_engine)
+
+    with pytest.raises(sa.exc.IntegrityError), any_engine.sql_engine.begin() as conn:
+        conn.execute(sa.update(FILING).where(FILING.c.id == other.id).values(holds_scope=True))
+
+    assert _slots(any_engine)[held.id] == ("effective", True)
+
+
+def test_the_slot_migration_gives_each_effective_filing_its_slot(
+    open_engine: Callable[..., FilingEngine], db_url: str, clock: Clock
+) -> None:
+    engine = open_engine(db_url)
+    live = effective(engine)
+    gone = engine.cancel(effective(engine, treatment_region="310000").id, PERSON)
+    config = alembic_config(engine.sql_engine)
+    command.downgrade(config, "0003")
+    command.upgrade(config, "head")
+
+    assert _slots(engine) == {live.id: ("effective", True), gone.id: ("cancelled", False)}

@@ -86,11 +86,21 @@ _MUTABLE = (
 _UPDATE_FILING = (
     "UPDATE filing_record SET "
     + ", ".join(f"{c} = :{c}" for c in _MUTABLE)
+    + ", holds_scope = (holds_scope OR :entering)"
     + " WHERE id = :id AND version = :expected_version"
+)
+# L6: a filing taking effect takes its scope's slot from whichever filing of the scope last
+# held it and has since left effective (expired, cancelled, lapsed). Leaving effective keeps
+# the slot, so the scheduler's expiries never rewrite the unique index: a random-page write in
+# an index as large as the table, which made the sweep's cost grow with filings not due.
+_RELEASE_SCOPE = (
+    "UPDATE filing_record SET holds_scope = :no "
+    "WHERE exclusive_key = :k AND holds_scope AND state <> 'effective'"
 )
 _OTHER_EFFECTIVE = (
     "SELECT id FROM filing_record "
-    "WHERE exclusive_key = :k AND state = 'effective' AND id <> :id AND id <> :sup"
+    "WHERE exclusive_key = :k AND holds_scope AND state = 'effective' "
+    "AND id <> :id AND id <> :sup"
 )
 # The deadline that an event is the effect of fired (an expiry, a closed window); any other
 # pending deadline of the subject is moot.
@@ -447,6 +457,11 @@ class FilingService(HospitalSide):
         values["documents"] = json.dumps(sorted(filing.documents))
         values["id"] = filing.id
         values["expected_version"] = version
+        entering = row.dest is FilingState.EFFECTIVE and row.source is not FilingState.EFFECTIVE
+        values["entering"] = entering
+        key = _exclusive_key(filing, policy) if entering else None
+        if key is not None:
+            tx.run(_RELEASE_SCOPE, {"k": key, "no": False})
         if tx.run(_UPDATE_FILING, values) != 1:
             raise ConcurrentUpdate(filing.id, version)
         if row.dest is FilingState.EFFECTIVE and row.source is not FilingState.EFFECTIVE:
@@ -770,6 +785,7 @@ class FilingService(HospitalSide):
             "deemed": filing.deemed,
             "hospital_reviewed": filing.hospital_reviewed,
             "continues_deductible": filing.continues_deductible,
+            "holds_scope": False,  # a filing is born a draft; taking effect takes the slot
         }
 
     # -- queries -----------------------------------------------------------------------------

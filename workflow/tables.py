@@ -38,13 +38,14 @@ def _instant(**kw: Any) -> Any:
 class FilingRecord(SQLModel, table=True):
     __tablename__ = "filing_record"
     __table_args__ = (
-        # L6: at most one effective filing per exclusive key (NULL where the policy allows more).
+        # L6: at most one filing holds each exclusive key's scope (NULL where the policy allows
+        # more), and every effective filing holds its own (migration 0004).
         sa.Index(
             "uq_filing_effective_scope",
             "exclusive_key",
             unique=True,
-            sqlite_where=sa.text("state = 'effective'"),
-            postgresql_where=sa.text("state = 'effective'"),
+            sqlite_where=sa.text("holds_scope"),
+            postgresql_where=sa.text("holds_scope"),
         ),
     )
 
@@ -82,6 +83,9 @@ class FilingRecord(SQLModel, table=True):
     deemed: bool = False
     hospital_reviewed: bool = False
     continues_deductible: bool = False
+    # L6 slot (migration 0004): set when the filing takes effect and released only when the
+    # next filing of its scope takes effect, so an expiry never rewrites the unique index.
+    holds_scope: bool = False
 
 
 class AdmissionRecord(SQLModel, table=True):
