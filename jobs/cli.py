@@ -1,19 +1,18 @@
 """The `filing` command: the operator and auditor commands of workflow.cli, plus the scheduler
-daemon's (`filing daemon run | once | status`)."""
+daemon's (`filing daemon run | once | status`). `main` is workflow.cli's, run once this
+module has added the daemon's commands to its app."""
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated
 
 import typer
 
 from jobs.daemon import Daemon, run_once, status
 from jobs.notify import Notifier, WebhookNotifier
-from states.errors import FilingError
 from workflow.api import FilingEngine
-from workflow.cli import ConfigOpt, DatabaseOpt, _open, app
+from workflow.cli import ConfigOpt, DatabaseOpt, _open, app, main
 
 daemon_app = typer.Typer(help="The scheduler daemon: deadlines, reminders, heartbeat.")
 app.add_typer(daemon_app, name="daemon")
@@ -59,14 +58,6 @@ def show_status(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> N
     """The heartbeat as JSON: due backlog and lag, failing rows, the outbox, every daemon."""
     with _open(config, database_url, read_only=True) as engine:
         typer.echo(json.dumps(status(engine), ensure_ascii=False, indent=2))
-
-
-def main() -> None:
-    try:
-        app()
-    except FilingError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -185,3 +186,24 @@ def effective(engine: FilingEngine, **overrides: Any) -> Filing:
         filing = engine.approve(filing.id, OFFICER)
     assert filing.state.value == "effective"
     return filing
+
+
+def race(*calls: Callable[[], Any], timeout: float = 60.0) -> list[Any]:
+    """Run `calls` in threads released together; each result, or the exception it raised."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int, call: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            results[i] = call()
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), "a racing call never returned"
+    return results

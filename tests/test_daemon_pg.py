@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from jobs.daemon import _RECOMPUTE_LOCK_KEY, Daemon, _leader
-from tests.conftest import Clock, effective, id_number
+from tests.conftest import Clock, effective, id_number, race
 from workflow import FilingEngine
 from workflow import outbox as outbox_module
 from workflow.config import Settings
@@ -46,27 +46,6 @@ class Recording:
 
 def tuned(settings: Settings, **scheduler: Any) -> Settings:
     return replace(settings, scheduler=replace(settings.scheduler, **scheduler))
-
-
-def together(*calls: Callable[[], Any]) -> list[Any]:
-    """Run `calls` in threads released together; each result, or the exception it raised."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int, call: Callable[[], Any]) -> None:
-        barrier.wait()
-        try:
-            results[i] = call()
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a daemon never returned"
-    return results
 
 
 def rows(engine: FilingEngine, sql: str, **params: Any) -> list[dict[str, Any]]:
@@ -108,7 +87,7 @@ def test_concurrent_daemons_apply_every_due_row_once_and_deliver_every_reminder_
     results = []
     for day in (date(2026, 8, 28), date(2026, 9, 20)):
         clock.to_local(day)
-        results += together(*[lambda d=d: (d.sweep(), d.deliver()) for d in workers])
+        results += race(*[lambda d=d: (d.sweep(), d.deliver()) for d in workers])
 
     assert not [r for r in results if isinstance(r, Exception)], results
     sweeps = [sweep for sweep, _ in results]
@@ -160,7 +139,7 @@ def test_only_one_of_two_concurrent_holders_of_the_recompute_lock_leads(
             holding.wait(timeout=10)  # both have asked before either lets go
             return leading
 
-    results = together(*[lambda e=e: hold(e) for e in engines])
+    results = race(*[lambda e=e: hold(e) for e in engines])
 
     assert sorted(results) == [False, True]
     with _leader(engines[0].store, _RECOMPUTE_LOCK_KEY) as again:

@@ -23,13 +23,18 @@ def _python_session(heading: str = "## Using it from Python") -> str:
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_python_session_runs_as_printed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _run_session(heading: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run a README session as a reader would: in a fresh folder with config.toml beside it."""
     shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FILING_PERSON_KEY", "readme")
-    exec(compile(_python_session(), "README.md", "exec"), {})
+    exec(compile(_python_session(heading), "README.md", "exec"), {})
+
+
+def test_the_readme_python_session_runs_as_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run_session("## Using it from Python", tmp_path, monkeypatch)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "effective 2026-03-02 2026-06-02"
     assert out[1] == "V2 2026-06-02"
@@ -47,10 +52,7 @@ def test_the_readme_python_session_runs_as_printed(
 def test_the_readme_hospital_session_runs_as_printed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FILING_PERSON_KEY", "readme")
-    exec(compile(_python_session("## The hospital side"), "README.md", "exec"), {})
+    _run_session("## The hospital side", tmp_path, monkeypatch)
     out = capsys.readouterr().out.splitlines()
     assert out[:8] == [
         "deemed",
@@ -71,11 +73,7 @@ def test_the_readme_hospital_session_runs_as_printed(
 def test_the_readme_scheduler_session_runs_as_printed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FILING_PERSON_KEY", "readme")
-    session = _python_session("## The scheduler daemon")
-    exec(compile(session, "README.md", "exec"), {})
+    _run_session("## The scheduler daemon", tmp_path, monkeypatch)
     out = capsys.readouterr().out.splitlines()
     assert out[:3] == [
         "expiry_reminder 2026-08-02T16:00:00+00:00 V3",

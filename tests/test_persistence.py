@@ -10,7 +10,6 @@ import copy
 import dataclasses
 import json
 import sqlite3
-import threading
 import tomllib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +31,7 @@ from tests.conftest import (
     draft,
     effective,
     id_number,
+    race,
 )
 from workflow import (
     Actor,
@@ -60,24 +60,7 @@ def person(n: int) -> str:
 
 
 def _race(*calls: Callable[[], Filing]) -> list[Filing | Exception]:
-    """Run `calls` in threads released together; each result or the exception it raised."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Filing | Exception | None] = [None] * len(calls)
-
-    def run(i: int, call: Callable[[], Filing]) -> None:
-        barrier.wait()
-        try:
-            results[i] = call()
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not any(t.is_alive() for t in threads), "a racing call never returned"
-    return [r for r in results if r is not None]
+    return race(*calls, timeout=30)
 
 
 def _count(engine: FilingEngine, sql: str, **params: Any) -> int:
