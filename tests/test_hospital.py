@@ -223,6 +223,25 @@ def test_a_jiangmen_emergency_discharged_before_filing_lapses_and_opens_a_claim(
     assert deadline(any_engine, claim.id, "claim_due").due_at == claim.due_at
 
 
+def test_an_emergency_covered_by_another_stays_filing_is_not_routed_when_its_window_closes(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    """Found by the stateful walk: a retro filing made for a planned stay also covers an
+    emergency of the same day (V5), so closing the emergency's window routes nothing."""
+    person = jiangmen_person()
+    planned = admit(any_engine, person, JIANGMEN, date(2026, 3, 2))
+    emergency = admit(any_engine, person, JIANGMEN, date(2026, 3, 2), emergency=True)
+    filing = retro(any_engine, person, planned.id, JIANGMEN, kind="K4",
+                   documents=K4_DOCS)  # fmt: skip
+    any_engine.approve(any_engine.submit(filing.id, PERSON).id, OFFICER)
+
+    adm, _ = any_engine.discharge(emergency.id, date(2026, 3, 2), HOSPITAL)
+
+    assert (adm.settlement.value, adm.route, adm.claim_id) == ("direct", None, None)
+    assert any_engine.get(emergency.deemed_filing_id).state.value == "lapsed"
+    assert [e for e in events(any_engine, emergency.id) if e[0] == "route_manual"] == []
+
+
 # -- E1 / P3: Xiamen ------------------------------------------------------------------------
 
 

@@ -862,7 +862,8 @@ class HospitalSide:
                 "subject_id": subject_id, "kind": kind, "due_at": due_at, "rule_id": rule,
                 "payload": json.dumps(payload, sort_keys=True, ensure_ascii=False),
                 "created_at": now, "attempts": 0, "next_attempt_at": now, "claimed_by": None,
-                "claimed_until": None, "delivered_at": None, "last_error": None,
+                "claimed_until": None, "delivered_at": None, "abandoned_at": None,
+                "last_error": None,
             },
         )  # fmt: skip
 
@@ -986,6 +987,10 @@ class HospitalSide:
         )
         if denial is not None:
             return False
+        if self._covering(tx, adm) is not None:
+            # Another filing valid on the admission day covers the stay (V5), such as one made
+            # in time for another admission: the deemed filing was not needed, nothing routes.
+            return True
         window = filing_window(adm, policy, self.calendar)
         rule = window.rule if window else "E3"
         reason = Denial(
