@@ -94,7 +94,7 @@ class SoakConfig:
     sweep_seconds: float = 0.05
     deliver_seconds: float = 0.05
     heartbeat_seconds: float = 0.05
-    lease_seconds: int = 1
+    lease_seconds: int = 2
     max_delay: float = 0.4  # longest wait after `daemon.started` before a kill, seconds
     early_share: float = 0.2  # kills made at a random instant of the start-up instead
     ready_timeout: float = 60.0
@@ -163,6 +163,7 @@ class Soak:
             "heartbeat_seconds": self.cfg.heartbeat_seconds,
             "misfire_grace_seconds": 1,
             "lease_seconds": self.cfg.lease_seconds,
+            "webhook_timeout_seconds": 0.5,  # deliveries are log lines; the lease must exceed it
         }
         write_config(ROOT / "config.toml", self.config, scheduler)
         self.settings = load_settings(

@@ -13,6 +13,7 @@ from jobs.daemon import Daemon, run_once, status
 from jobs.notify import Notifier, WebhookNotifier
 from workflow.api import FilingEngine
 from workflow.cli import ConfigOpt, DatabaseOpt, _open, app, main
+from workflow.config import check_webhook_url
 
 daemon_app = typer.Typer(help="The scheduler daemon: deadlines, reminders, heartbeat.")
 app.add_typer(daemon_app, name="daemon")
@@ -26,7 +27,8 @@ WebhookOpt = Annotated[
 def _notifier(engine: FilingEngine, webhook_url: str | None) -> Notifier | None:
     if not webhook_url:
         return None  # config.toml's choice (jobs.notify.notifier_for)
-    return WebhookNotifier(webhook_url, engine.settings.scheduler.webhook_timeout_seconds)
+    url = check_webhook_url(webhook_url, "--webhook-url")
+    return WebhookNotifier(url, engine.settings.scheduler.webhook_timeout_seconds)
 
 
 @daemon_app.command("run")

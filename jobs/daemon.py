@@ -101,18 +101,14 @@ class Daemon:
         start = time.perf_counter()
         limit = self.settings.batch_size
         batches = fired = retired = failed = 0
-        try:
-            while not self._stop.is_set():
-                batch = self.engine.fire_due(limit=limit)
-                batches += 1
-                fired += batch.count("fired")
-                retired += batch.count("retired")
-                failed += batch.count("failed")
-                if batch.claimed < limit:
-                    break
-        except Exception as exc:
-            self._error(exc, "sweep")
-            raise
+        while not self._stop.is_set():
+            batch = self.engine.fire_due(limit=limit)
+            batches += 1
+            fired += batch.count("fired")
+            retired += batch.count("retired")
+            failed += batch.count("failed")
+            if batch.claimed < limit:
+                break
         seconds = time.perf_counter() - start
         with self._lock:
             self._fired += fired
@@ -128,18 +124,13 @@ class Daemon:
     def deliver(self) -> tuple[int, int]:
         """Deliver the outbox until nothing is deliverable now."""
         sent = missed = 0
-        try:
-            while not self._stop.is_set():
-                ok, bad = deliver_due(
-                    self.store, self.notifier, self.id, self.now, self.settings,
-                    stopping=self._stop.is_set,
-                )  # fmt: skip
-                sent, missed = sent + ok, missed + bad
-                if ok + bad == 0:
-                    break
-        except Exception as exc:
-            self._error(exc, "deliver")
-            raise
+        while not self._stop.is_set():
+            ok, bad, claimed = deliver_due(
+                self.engine, self.notifier, self.id, self.settings, stopping=self._stop.is_set
+            )
+            sent, missed = sent + ok, missed + bad
+            if claimed == 0:  # each claimed one was sent, failed (backoff) or abandoned
+                break
         with self._lock:
             self._delivered += sent
         return sent, missed
@@ -184,13 +175,39 @@ class Daemon:
                 },
             )  # fmt: skip
 
+    def backfill(self) -> int:
+        """Reminders for filings that took effect before reminders existed (or under a policy
+        that had none): written once, only those still ahead."""
+        written = self.engine.backfill_reminders()
+        if written:
+            _log().info("backfill.done", daemon_id=self.id, reminders=written)
+        return written
+
     def catch_up(self) -> SweepReport:
-        """Everything overdue, before the first interval: recount (C6), sweep, deliver."""
-        self.recompute()
-        report = self.sweep()
-        self.deliver()
-        self.heartbeat()
+        """Everything overdue, before the first interval: recount (C6), backfill reminders,
+        sweep, deliver. A step that fails is logged and the others still run; the interval
+        jobs try it again."""
+        report = SweepReport(0, 0, 0, 0, 0.0)
+        for step in (self.recompute, self.backfill, self.sweep, self.deliver, self.heartbeat):
+            done = self._guarded(step)()
+            if isinstance(done, SweepReport):
+                report = done
         return report
+
+    def _guarded(self, job: Callable[[], Any]) -> Callable[[], Any]:
+        """A job as the scheduler runs it: an exception is logged by its type only (a message
+        could quote input) and recorded in the heartbeat, never raised into APScheduler, whose
+        own log line would carry the message."""
+
+        def run() -> Any:
+            try:
+                return job()
+            except Exception as exc:
+                self._error(exc, job.__name__)
+                return None
+
+        run.__name__ = job.__name__
+        return run
 
     def start(self) -> None:
         """Register, catch up, then start the interval jobs in background threads."""
@@ -216,7 +233,7 @@ class Daemon:
             (self.heartbeat, s.heartbeat_seconds),
             (self.recompute, s.recompute_hours * 3600),
         ):
-            scheduler.add_job(job, "interval", seconds=seconds, id=job.__name__)
+            scheduler.add_job(self._guarded(job), "interval", seconds=seconds, id=job.__name__)
         scheduler.start()
         self._scheduler = scheduler
 
@@ -307,8 +324,9 @@ def status(engine: FilingEngine, *, now: datetime | None = None) -> dict[str, An
         outbox = tx.one(
             "SELECT COUNT(*) AS pending, MIN(created_at) AS oldest, "
             "SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) AS failing "
-            "FROM outbox_record WHERE delivered_at IS NULL"
+            "FROM outbox_record WHERE delivered_at IS NULL AND abandoned_at IS NULL"
         )
+        abandoned = tx.scalar("SELECT COUNT(*) FROM outbox_record WHERE abandoned_at IS NOT NULL")
         daemons = tx.all("SELECT * FROM daemon_record ORDER BY beat_at DESC LIMIT 20")
     assert backlog is not None and upcoming is not None and outbox is not None
     oldest = _instant(backlog["oldest"])
@@ -322,6 +340,7 @@ def status(engine: FilingEngine, *, now: datetime | None = None) -> dict[str, An
             "pending": int(outbox["pending"] or 0),
             "failing": int(outbox["failing"] or 0),
             "oldest_pending_at": _iso(_instant(outbox["oldest"])),
+            "abandoned": int(abandoned or 0),
         },
         "daemons": [
             {

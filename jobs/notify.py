@@ -13,14 +13,14 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 import structlog
 
+from workflow.api import FilingEngine
 from workflow.config import SchedulerSettings
 from workflow.outbox import Reminder, claim, delivered, failed
-from workflow.store import Store
 
 
 def _log() -> Any:
@@ -99,17 +99,18 @@ def backoff(attempts: int, settings: SchedulerSettings) -> timedelta:
 
 
 def deliver_due(
-    store: Store,
+    engine: FilingEngine,
     notifier: Notifier,
     worker: str,
-    clock: Callable[[], datetime],
     settings: SchedulerSettings,
     *,
     limit: int = 100,
     stopping: Callable[[], bool] = lambda: False,
-) -> tuple[int, int]:
-    """Claim deliverable reminders (lease), send each, record the result. Returns (delivered,
-    failed). Stops early, leaving the rest leased to expire, when `stopping()` says so."""
+) -> tuple[int, int, int]:
+    """Claim deliverable reminders (lease), drop those no longer worth sending (recorded),
+    send each of the rest, record the result. Returns (delivered, failed, claimed). Stops early,
+    leaving the rest leased to expire, when `stopping()` says so."""
+    store, clock = engine.store, engine.clock
     sent = missed = 0
     lease = timedelta(seconds=settings.lease_seconds)
     # Claim no more than can be sent, each at its full timeout, before the lease runs out:
@@ -117,7 +118,8 @@ def deliver_due(
     limit = max(
         1, min(limit, int(settings.lease_seconds // (settings.webhook_timeout_seconds + 1)))
     )
-    for reminder in claim(store, worker, clock(), lease, limit):
+    claimed = claim(store, worker, clock(), lease, limit)
+    for reminder in engine.vet_reminders(claimed, worker):
         if stopping():
             break
         try:
@@ -134,7 +136,7 @@ def deliver_due(
             continue
         if delivered(store, worker, reminder, clock()):
             sent += 1
-    return sent, missed
+    return sent, missed, len(claimed)
 
 
 __all__ = ["DeliveryError", "LogNotifier", "Notifier", "Reminder", "WebhookNotifier", "deliver_due"]

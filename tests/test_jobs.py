@@ -322,6 +322,7 @@ def test_a_failed_delivery_stays_visible_and_is_retried_with_backoff(
     assert pending.next_attempt_at == clock.now + backoff(1, settings)
     assert status(any_engine)["outbox"] == {
         "pending": 1, "failing": 1, "oldest_pending_at": pending.created_at.isoformat(),
+        "abandoned": 0,
     }  # fmt: skip
     assert daemon.deliver() == (0, 0)  # not before its backoff
 
@@ -684,3 +685,197 @@ def test_a_daemon_not_heard_from_for_a_week_is_forgotten_when_another_starts(
     Daemon(engine, notifier=Recording(), daemon_id="now").register()
 
     assert [d["id"] for d in status(engine)["daemons"]] == ["now", "killed-last-week"]
+
+
+# -- found in review -----------------------------------------------------------------------------
+
+
+def test_the_recount_goes_in_short_batches_and_a_row_that_fails_waits_alone(
+    open_engine: Callable[..., FilingEngine],
+    db_url: str,
+    clock: Clock,
+    with_2027: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from workflow import sweep
+    from workflow.context import Request
+
+    before = open_engine(db_url)
+    broken = _provisional_claim(before, clock, date(2026, 11, 3))
+    clock.to_local(date(2026, 11, 9))
+    fine = _provisional_claim(before, clock, date(2026, 11, 9))
+    after = open_engine(db_url, settings=with_2027)
+    service = after._service
+    original = sweep._recount
+
+    def recount(svc: Any, tx: Any, subject: str, kind: str) -> Any:
+        if subject == broken.id:
+            raise RuntimeError("a bug")
+        return original(svc, tx, subject, kind)
+
+    monkeypatch.setattr(sweep, "_recount", recount)
+    changed = sweep.recompute_provisional(service, Request.new(), batch=1)
+
+    assert {(c.subject_id, c.kind) for c in changed} == {
+        (fine.id, "claim_due"), (fine.id, "claim_reminder"),
+    }  # fmt: skip
+    assert after.get_claim(broken.id).provisional  # left for the next recount
+    monkeypatch.undo()
+    assert {c.subject_id for c in after.recompute_provisional()} == {broken.id}
+    assert after.verify().ok
+
+
+def test_a_failing_job_is_logged_by_its_type_and_the_others_still_run(
+    any_engine: FilingEngine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from workflow.logs import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("json", "info", stream=stream)
+    filing = effective(any_engine)
+    clock.now = _row(any_engine, filing.id, "expire").due_at
+
+    def fails() -> None:
+        raise RuntimeError("value 11010519491231002X rejected")
+
+    monkeypatch.setattr(any_engine, "recompute_provisional", fails)
+    daemon = Daemon(any_engine, notifier=Recording(), daemon_id="resilient")
+    daemon.register()
+    daemon.catch_up()
+
+    assert any_engine.get(filing.id).state.value == "expired"  # the sweep still ran
+    text = stream.getvalue()
+    assert "11010519491231002X" not in text
+    failed = [json.loads(x) for x in text.splitlines() if '"daemon.job_failed"' in x]
+    assert [(x["job"], x["error"]) for x in failed] == [("recompute", "RuntimeError")]
+    assert status(any_engine)["daemons"][0]["last_error"] == "recompute: RuntimeError"
+
+
+def test_a_library_log_record_with_an_exception_keeps_its_type_only() -> None:
+    import io
+    import logging
+
+    from workflow.logs import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("json", "info", stream=stream)
+    try:
+        raise ValueError("person 11010519491231002X")
+    except ValueError:
+        logging.getLogger("apscheduler.executors.default").exception("Job raised an exception")
+
+    (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert (line["event"], line["exception_type"]) == ("Job raised an exception", "ValueError")
+    assert "11010519491231002X" not in stream.getvalue()
+
+
+def test_filings_effective_before_reminders_existed_get_the_ones_still_ahead_once(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    filing = effective(any_engine)
+    first, second = [d for d in any_engine.deadlines(filing.id) if d.kind == "expiry_reminder"]
+    with any_engine.sql_engine.begin() as conn:  # as a filing approved by the version before
+        conn.execute(
+            sa.text("DELETE FROM deadline_record WHERE subject_id = :s AND kind = :k"),
+            {"s": filing.id, "k": "expiry_reminder"},
+        )
+    clock.now = first.due_at + timedelta(days=1)  # the 30-day reminder is past, the 7-day ahead
+
+    assert any_engine.backfill_reminders() == 1
+    assert any_engine.backfill_reminders() == 0
+
+    (row,) = [d for d in any_engine.deadlines(filing.id) if d.kind == "expiry_reminder"]
+    assert (row.due_at, row.fired_at, row.rule_id) == (second.due_at, None, "V3")
+
+
+def test_a_reminder_whose_delivery_failed_past_its_deadline_is_abandoned_and_recorded(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    filing = _due_reminders(any_engine, clock, count=1)[0]
+    notifier = Recording(fail=1)
+    daemon = Daemon(any_engine, notifier=notifier, daemon_id="d")
+    assert daemon.deliver() == (0, 1)
+    clock.now = _row(any_engine, filing, "expire").due_at + timedelta(hours=1)
+    notifier.fail = 0
+
+    assert daemon.deliver() == (0, 0)
+
+    assert notifier.sent == []
+    (reminder,) = any_engine.reminders(filing)
+    assert (reminder.delivered_at, reminder.abandoned_at, reminder.last_error) == (
+        None, clock.now, "late",
+    )  # fmt: skip
+    last = any_engine.history(filing)[-1]
+    assert (last["event"], last["outcome"], last["rule_id"]) == ("abandon_reminder", "denied", "V3")
+    assert status(any_engine)["outbox"]["abandoned"] == 1
+    assert status(any_engine)["outbox"]["pending"] == 0
+
+
+def test_a_reminder_whose_subject_moved_on_before_delivery_is_abandoned(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    filing = _due_reminders(any_engine, clock, count=1)[0]
+    any_engine.cancel(filing, PERSON)
+    notifier = Recording()
+
+    Daemon(any_engine, notifier=notifier, daemon_id="d").deliver()
+
+    assert notifier.sent == []
+    (reminder,) = any_engine.reminders(filing)
+    assert reminder.last_error == "moot" and reminder.abandoned_at is not None
+    last = any_engine.history(filing)[-1]
+    assert last["event"] == "abandon_reminder" and "cancelled" in last["reason"]
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ({"webhook_url": "https://user:pw@hooks.example.org/x"}, "scheduler.webhook_url"),
+        ({"webhook_url": "http:///no-host"}, "scheduler.webhook_url"),
+        ({"lease_seconds": 5, "webhook_timeout_seconds": 5}, "scheduler.lease_seconds"),
+    ],
+)
+def test_webhook_settings_that_could_only_fail_are_refused(table: dict[str, Any], key: str) -> None:
+    with pytest.raises(PolicyConfigError) as refused:
+        settings_from_mapping(_with_scheduler(**table), environ=TEST_ENV)
+    assert refused.value.key == key
+
+
+def test_the_daemon_command_refuses_a_bad_webhook_url_naming_the_option(tmp_path: Path) -> None:
+    env = {**os.environ, **TEST_ENV}
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "daemon", "once", "--config", str(ROOT / "config.toml"),
+         "--database-url", f"sqlite:///{tmp_path / 'x.db'}", "--webhook-url", "not a url"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--webhook-url" in done.stderr and "http" in done.stderr
+
+
+def test_every_interval_job_coalesces_never_overlaps_and_runs_in_utc(
+    open_engine: Callable[..., FilingEngine], sqlite_url: str, settings: Settings
+) -> None:
+    grace = replace(settings, scheduler=replace(settings.scheduler, misfire_grace_seconds=42))
+    daemon = Daemon(open_engine(sqlite_url, settings=grace), notifier=Recording(), daemon_id="j")
+    daemon.start()
+    try:
+        assert daemon._scheduler is not None
+        jobs = {job.id: job for job in daemon._scheduler.get_jobs()}
+    finally:
+        daemon.stop()
+    assert sorted(jobs) == ["deliver", "heartbeat", "recompute", "sweep"]
+    for job in jobs.values():
+        assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 42)
+        assert str(job.trigger.timezone) == "UTC"
+    assert jobs["sweep"].trigger.interval == timedelta(seconds=settings.scheduler.sweep_seconds)
+
+
+def test_the_start_line_names_the_webhooks_host_not_its_url(settings: Settings) -> None:
+    from jobs.daemon import _public
+
+    hooked = replace(settings.scheduler, webhook_url="https://hooks.example.org/t/SECRET-TOKEN")
+    shown = _public(hooked)
+    assert shown["webhook_host"] == "hooks.example.org"
+    assert "SECRET-TOKEN" not in json.dumps(shown)

@@ -167,6 +167,7 @@ def test_a_failing_receiver_gets_every_reminder_exactly_once_after_it_recovers(
     assert errors[6].startswith("RemoteDisconnected") and errors[7].startswith("TimeoutError")
     assert status(reminding)["outbox"] == {
         "pending": 8, "failing": 8, "oldest_pending_at": first[0].created_at.isoformat(),
+        "abandoned": 0,
     }  # fmt: skip
 
     assert daemon.deliver() == (0, 0), "nothing is retried before its backoff"

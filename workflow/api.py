@@ -434,6 +434,15 @@ class FilingEngine:
         audited (`recompute_deadline`)."""
         return sweep.recompute_provisional(self._service, Request.new(request_id))
 
+    def vet_reminders(self, claimed: list[Reminder], worker: str) -> list[Reminder]:
+        """Of reminders a deliverer claimed, those still worth sending; the rest are abandoned
+        (their subject moved on, or what they warned of passed) and recorded."""
+        return sweep.vet_reminders(self._service, Request.new(), worker, claimed)
+
+    def backfill_reminders(self) -> int:
+        """Expiry reminders, still ahead, for effective filings that have none."""
+        return sweep.backfill_reminders(self._service, Request.new())
+
     def reminders(self, subject_id: str | None = None) -> list[Reminder]:
         """The outbox: every reminder written, delivered or not, with its attempts and error."""
         return outbox.reminders(self._service.store, subject_id)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from states.errors import PolicyConfigError
 from states.policy import Policy, parse_policies
@@ -151,9 +152,26 @@ def _scheduler(raw: Mapping[str, Any], env: Mapping[str, str]) -> SchedulerSetti
             raise PolicyConfigError(f"scheduler.{key}", f"must be from {low} to {high}")
         values[key] = v
     url = env.get("FILING_WEBHOOK_URL") or table.get("webhook_url") or None
-    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
-        raise PolicyConfigError("scheduler.webhook_url", "must be an http:// or https:// URL")
-    return SchedulerSettings(**values, webhook_url=url)
+    if url is not None:
+        check_webhook_url(url, "scheduler.webhook_url")
+    settings = SchedulerSettings(**values, webhook_url=url)
+    if settings.lease_seconds < settings.webhook_timeout_seconds + 1:
+        raise PolicyConfigError(
+            "scheduler.lease_seconds",
+            "must exceed webhook_timeout_seconds by a second at least: a lease that ends while "
+            "a delivery is under way lets another daemon send the same reminder",
+        )
+    return settings
+
+
+def check_webhook_url(url: object, where: str) -> str:
+    """An http(s) URL with a host and no user or password in it (urllib cannot send those)."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PolicyConfigError(where, "must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise PolicyConfigError(where, "must not carry a user or password")
+    return str(url)
 
 
 def _section(raw: Mapping[str, Any], name: str, keys: set[str]) -> Mapping[str, Any]:

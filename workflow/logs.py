@@ -11,6 +11,21 @@ import sys
 from typing import TextIO
 
 import structlog
+from structlog.typing import EventDict
+
+
+def _exception_type_only(_logger: object, _name: str, event: EventDict) -> EventDict:
+    """A library's log record with an exception (APScheduler's "job raised", SQLAlchemy's pool
+    errors) keeps the exception's type only: its message could quote input, personal data
+    included, and its traceback is not for a log pipeline."""
+    exc = event.pop("exc_info", None)
+    if exc:
+        if exc is True:
+            exc = sys.exc_info()
+        kind = type(exc) if isinstance(exc, BaseException) else exc[0]
+        if kind is not None:
+            event["exception_type"] = kind.__name__
+    return event
 
 
 def configure_logging(
@@ -45,7 +60,7 @@ def configure_logging(
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[*shared, _exception_type_only],
         )
     )
     root = logging.getLogger()

@@ -21,7 +21,7 @@ from typing import Any
 from workflow.store import Row, Store
 
 _CLAIMABLE = (
-    "delivered_at IS NULL AND next_attempt_at <= :now "
+    "delivered_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= :now "
     "AND (claimed_until IS NULL OR claimed_until < :now)"
 )
 _CLAIM_PG = (
@@ -61,13 +61,14 @@ class Reminder:
     next_attempt_at: datetime
     delivered_at: datetime | None
     last_error: str | None
+    abandoned_at: datetime | None = None
 
     @classmethod
     def from_row(cls, r: Row) -> Reminder:
         return cls(
             r["subject_id"], r["kind"], r["due_at"], r["rule_id"], json.loads(r["payload"]),
             r["created_at"], r["attempts"], r["next_attempt_at"], r["delivered_at"],
-            r["last_error"],
+            r["last_error"], r["abandoned_at"],
         )  # fmt: skip
 
     @property
@@ -97,6 +98,13 @@ def failed(store: Store, worker: str, reminder: Reminder, error: str, next_at: d
     with store.write(chained=False) as tx:
         params = {**reminder.key, "worker": worker, "error": error[:200], "next_at": next_at}
         return tx.run(_FAILED, params) == 1
+
+
+# Written in a chained transaction (with its audit record) by workflow.sweep.vet_reminders.
+ABANDON = (
+    "UPDATE outbox_record SET abandoned_at = :at, last_error = :why, claimed_by = NULL, "
+    f"claimed_until = NULL WHERE {_KEY} AND delivered_at IS NULL AND abandoned_at IS NULL"
+)
 
 
 def reminders(store: Store, subject_id: str | None = None) -> list[Reminder]:

@@ -641,10 +641,20 @@ class FilingService(HospitalSide):
         self._deadline(
             tx, filing.id, "expire", end_of_local_day(filing.valid_until), rule, False, now
         )
+        self._write_expiry_reminders(tx, filing, policy, now)
+
+    def _write_expiry_reminders(self, tx: Tx, filing: Filing, policy: Policy, now: datetime) -> int:
+        """The reminders still ahead before a validity ends; how many were written."""
+        if filing.valid_until is None:
+            return 0
+        rule = "V1" if filing.category is Category.LONG_TERM else "V3"
+        written = 0
         for lead in policy.expiry_reminder_days:
             at = start_of_local_day(filing.valid_until - timedelta(days=lead))
             if at > now:
                 self._deadline(tx, filing.id, EXPIRY_REMINDER, at, rule, False, now)
+                written += 1
+        return written
 
     def _audit(
         self,

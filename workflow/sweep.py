@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -42,7 +42,8 @@ from workflow.hospital import (
     REPORT_WINDOW,
     WINDOW_REMINDER,
 )
-from workflow.store import Tx
+from workflow.outbox import ABANDON, Reminder
+from workflow.store import Row, Tx
 
 if TYPE_CHECKING:
     from workflow.service import FilingService
@@ -257,8 +258,12 @@ class Recomputed:
 
 _PROVISIONAL = (
     "SELECT subject_id, kind, due_at, rule_id FROM deadline_record "
-    "WHERE provisional AND fired_at IS NULL ORDER BY due_at"
+    "WHERE provisional AND fired_at IS NULL AND due_at < :h "
+    "AND (due_at, subject_id, kind) > (:d, :s, :k) "
+    "ORDER BY due_at, subject_id, kind LIMIT :limit"
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR = datetime(9999, 1, 1, tzinfo=UTC)
 _SUPERSEDE = (
     "UPDATE deadline_record SET fired_at = :at, outcome = 'recomputed' "
     "WHERE subject_id = :s AND kind = :k AND due_at = :d AND fired_at IS NULL"
@@ -273,52 +278,103 @@ _CLAIM_DEADLINE = (
 )
 
 
-def recompute_provisional(service: FilingService, request: Request) -> list[Recomputed]:
-    """C6: recount every pending provisional deadline on today's calendar. A deadline whose
+def recompute_provisional(
+    service: FilingService, request: Request, *, batch: int = 500
+) -> list[Recomputed]:
+    """C6: recount the pending provisional deadlines on today's calendar. A deadline whose
     year has become known moves to its recounted instant (the old row is marked `recomputed`,
     a new row is written) or is confirmed where it stands; either way it is audited under
-    rule C6 with the old and new instants. One still in an unknown year is left as it is."""
+    rule C6 with the old and new instants. One still in an unknown year is left as it is.
 
-    def work(tx: Tx, journal: list[dict[str, Any]]) -> list[Recomputed]:
+    Rows are taken `batch` at a time, each batch its own short transaction, so writers never
+    wait long; only rows up to the year after the last known one are read (a later deadline
+    cannot depend on the years known so far). A row whose recount raises is rolled back alone,
+    logged, and tried again next time."""
+    known = service.calendar.known_years
+    horizon = start_of_local_day(date(max(known) + 2, 1, 1)) if known else _FAR
+    after: tuple[datetime, str, str] = (_EPOCH, "", "")
+    done: list[Recomputed] = []
+    while True:
+        rows, changed = _recount_batch(service, request, after, horizon, batch)
+        done += changed
+        if len(rows) < batch:
+            return done
+        last = rows[-1]
+        after = (last["due_at"], last["subject_id"], last["kind"])
+
+
+def _recount_batch(
+    service: FilingService,
+    request: Request,
+    after: tuple[datetime, str, str],
+    horizon: datetime,
+    limit: int,
+) -> tuple[list[Row], list[Recomputed]]:
+    def work(tx: Tx, journal: list[dict[str, Any]]) -> tuple[list[Row], list[Recomputed]]:
         now = service._now()
+        params = {"d": after[0], "s": after[1], "k": after[2], "h": horizon, "limit": limit}
+        rows = tx.all(_PROVISIONAL, params)
         done: list[Recomputed] = []
-        for row in tx.all(_PROVISIONAL):
-            recount = _recount(service, tx, row["subject_id"], row["kind"])
-            if recount is None:
-                continue
-            due_at, provisional, extra = recount
-            if provisional and due_at == row["due_at"]:
-                continue  # still in an unknown year: nothing known has changed
-            key = {"s": row["subject_id"], "k": row["kind"], "d": row["due_at"]}
-            if due_at == row["due_at"]:
-                tx.run(_CONFIRM, {**key, "p": provisional})
-            else:
-                tx.run(_SUPERSEDE, {**key, "at": now})
-                service._deadline(
-                    tx, row["subject_id"], row["kind"], due_at, row["rule_id"], provisional, now
-                )
-            if extra is not None:
-                tx.run(_CLAIM_DEADLINE, {**extra, "id": row["subject_id"], "at": now})
-            policy, state, _ = service._subject(tx, row["subject_id"])
-            journal.append(
-                service._audit_subject(
-                    tx, row["subject_id"], policy, "recompute_deadline", state, state,
-                    Outcome.APPLIED, "C6",
-                    "the year's holidays are now known: the deadline is recounted",
-                    {
-                        "kind": row["kind"], "deadline_rule": row["rule_id"],
-                        "old_due_at": row["due_at"].isoformat(), "new_due_at": due_at.isoformat(),
-                        "provisional": provisional,
-                    },
-                    SYSTEM_ACTOR, request, now,
-                )
-            )  # fmt: skip
-            done.append(
-                Recomputed(row["subject_id"], row["kind"], row["due_at"], due_at, provisional)
-            )
-        return done
+        for row in rows:
+            mark = len(journal)
+            tx.run("SAVEPOINT recount_row")
+            try:
+                changed = _recount_row(service, tx, row, request, journal, now)
+            except Exception as exc:  # this row alone waits for the next recount
+                tx.run("ROLLBACK TO SAVEPOINT recount_row")
+                del journal[mark:]
+                _log().error(
+                    "recompute.failed", subject_id=row["subject_id"], kind=row["kind"],
+                    error=type(exc).__name__,
+                )  # fmt: skip
+                changed = None
+            tx.run("RELEASE SAVEPOINT recount_row")
+            if changed is not None:
+                done.append(changed)
+        return rows, done
 
     return service._run(work, request, retry_stale=False)
+
+
+def _recount_row(
+    service: FilingService,
+    tx: Tx,
+    row: Row,
+    request: Request,
+    journal: list[dict[str, Any]],
+    now: datetime,
+) -> Recomputed | None:
+    recount = _recount(service, tx, row["subject_id"], row["kind"])
+    if recount is None:
+        return None
+    due_at, provisional, extra = recount
+    if provisional and due_at == row["due_at"]:
+        return None  # still in an unknown year: nothing known has changed
+    key = {"s": row["subject_id"], "k": row["kind"], "d": row["due_at"]}
+    if due_at == row["due_at"]:
+        tx.run(_CONFIRM, {**key, "p": provisional})
+    else:
+        tx.run(_SUPERSEDE, {**key, "at": now})
+        service._deadline(
+            tx, row["subject_id"], row["kind"], due_at, row["rule_id"], provisional, now
+        )
+    if extra is not None:
+        tx.run(_CLAIM_DEADLINE, {**extra, "id": row["subject_id"], "at": now})
+    policy, state, _ = service._subject(tx, row["subject_id"])
+    journal.append(
+        service._audit_subject(
+            tx, row["subject_id"], policy, "recompute_deadline", state, state,
+            Outcome.APPLIED, "C6",
+            "the year's holidays are now known: the deadline is recounted",
+            {
+                "kind": row["kind"], "deadline_rule": row["rule_id"],
+                "old_due_at": row["due_at"].isoformat(), "new_due_at": due_at.isoformat(),
+                "provisional": provisional,
+            },
+            SYSTEM_ACTOR, request, now,
+        )
+    )  # fmt: skip
+    return Recomputed(row["subject_id"], row["kind"], row["due_at"], due_at, provisional)
 
 
 def _recount(
@@ -355,3 +411,88 @@ def _recount(
             return at, window.end.provisional, None
         return window.end.ends_at, window.end.provisional, None
     return None  # validity periods and E6 thresholds are never provisional (C5)
+
+
+# -- reminders: before delivery, and for filings older than reminders ----------------------------
+
+
+def vet_reminders(
+    service: FilingService, request: Request, worker: str, claimed: Sequence[Reminder]
+) -> list[Reminder]:
+    """The claimed reminders still worth sending. One whose subject moved on (cancelled,
+    filed, granted) or whose deadline passed while delivery kept failing is abandoned, not
+    sent, and recorded as a refused `abandon_reminder` naming why."""
+    if not claimed:
+        return []
+
+    def work(tx: Tx, journal: list[dict[str, Any]]) -> list[Reminder]:
+        now = service._now()
+        keep: list[Reminder] = []
+        for r in claimed:
+            target = service._reminder_target(tx, r.subject_id, r.kind)
+            if target is not None and target > now:
+                keep.append(r)
+                continue
+            why = "late" if target is not None else "moot"
+            params = {**r.key, "worker": worker, "at": now, "why": why}
+            if tx.run(ABANDON, params) != 1:
+                continue  # its lease passed to another daemon, which decides
+            policy, state, what = service._subject(tx, r.subject_id)
+            reason = (
+                f"the {kind_of(r)} was not delivered before what it warned of, due at "
+                f"{target.isoformat()}"
+                if target is not None
+                else f"the {kind_of(r)} no longer applies: the {what} is {state}"
+            )
+            inputs = {"kind": r.kind, "due_at": r.due_at.isoformat(), "attempts": r.attempts}
+            journal.append(
+                service._audit_subject(
+                    tx, r.subject_id, policy, "abandon_reminder", state, state, Outcome.DENIED,
+                    r.rule_id, reason, inputs, SYSTEM_ACTOR, request, now,
+                )
+            )  # fmt: skip
+        return keep
+
+    return service._run(work, request, retry_stale=False)
+
+
+def kind_of(r: Reminder) -> str:
+    return r.kind.replace("_", " ")
+
+
+_WITHOUT_EXPIRY_REMINDERS = (
+    "SELECT id FROM filing_record f WHERE state = 'effective' AND valid_until >= :today "
+    "AND NOT EXISTS (SELECT 1 FROM deadline_record d "
+    "WHERE d.subject_id = f.id AND d.kind = 'expiry_reminder') ORDER BY id"
+)
+
+
+def backfill_reminders(service: FilingService, request: Request, *, batch: int = 500) -> int:
+    """Expiry reminders for effective filings that have none (they took effect before this
+    version wrote reminders): those still ahead, written once, `batch` filings a transaction.
+    Returns how many rows were written."""
+    with service.store.read() as tx:
+        ids = [
+            r["id"]
+            for r in tx.all(_WITHOUT_EXPIRY_REMINDERS, {"today": local_date(service._now())})
+        ]
+    written = 0
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+
+        def work(tx: Tx, journal: list[dict[str, Any]], chunk: list[str] = chunk) -> int:
+            now = service._now()
+            n = 0
+            for filing_id in chunk:
+                filing, policy = service._load(tx, filing_id)
+                has = tx.scalar(
+                    "SELECT COUNT(*) FROM deadline_record "
+                    "WHERE subject_id = :s AND kind = 'expiry_reminder'",
+                    {"s": filing_id},
+                )
+                if filing.state is FilingState.EFFECTIVE and not has:
+                    n += service._write_expiry_reminders(tx, filing, policy, now)
+            return n
+
+        written += service._run(work, request, retry_stale=False)
+    return written

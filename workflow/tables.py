@@ -231,8 +231,8 @@ class OutboxRecord(SQLModel, table=True):
         sa.Index(
             "ix_outbox_pending",
             "next_attempt_at",
-            sqlite_where=sa.text("delivered_at IS NULL"),
-            postgresql_where=sa.text("delivered_at IS NULL"),
+            sqlite_where=sa.text("delivered_at IS NULL AND abandoned_at IS NULL"),
+            postgresql_where=sa.text("delivered_at IS NULL AND abandoned_at IS NULL"),
         ),
     )
 
@@ -247,6 +247,9 @@ class OutboxRecord(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=64)
     claimed_until: datetime | None = _instant(default=None)
     delivered_at: datetime | None = _instant(default=None)
+    # Not sent: what it warned of passed, or its subject moved on, before it could be delivered
+    # (audited as `abandon_reminder`).
+    abandoned_at: datetime | None = _instant(default=None)
     last_error: str | None = Field(default=None, max_length=200)
 
 

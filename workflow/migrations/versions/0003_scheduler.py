@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("claimed_by", sa.String(length=64), nullable=True),
         sa.Column("claimed_until", _INSTANT, nullable=True),
         sa.Column("delivered_at", _INSTANT, nullable=True),
+        sa.Column("abandoned_at", _INSTANT, nullable=True),
         sa.Column("last_error", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("subject_id", "kind", "due_at"),
     )
@@ -53,8 +54,8 @@ def upgrade() -> None:
         "ix_outbox_pending",
         "outbox_record",
         ["next_attempt_at"],
-        sqlite_where=sa.text("delivered_at IS NULL"),
-        postgresql_where=sa.text("delivered_at IS NULL"),
+        sqlite_where=sa.text("delivered_at IS NULL AND abandoned_at IS NULL"),
+        postgresql_where=sa.text("delivered_at IS NULL AND abandoned_at IS NULL"),
     )
 
     op.create_table(
