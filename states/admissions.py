@@ -23,6 +23,7 @@ from states.periods import (
     WorkCalendar,
     act_deadline,
     end_of_local_day,
+    start_of_local_day,
     working_days_deadline,
 )
 from states.policy import Policy
@@ -265,6 +266,14 @@ def extension_threshold(admission: Admission, policy: Policy) -> date | None:
     if not (admission.referral and policy.extension_after_days):
         return None
     return admission.admitted_on + timedelta(days=policy.extension_after_days)
+
+
+def window_reminder_at(window: Window, policy: Policy) -> datetime | None:
+    """E3/E5/E7: when to remind that a filing window closes: at the start (local) of the day
+    `window_reminder_days` before its last day; None where the policy sets no reminder."""
+    if not policy.window_reminder_days:
+        return None
+    return start_of_local_day(window.end.last_day - timedelta(days=policy.window_reminder_days))
 
 
 def extension_reminder_at(admission: Admission, policy: Policy) -> datetime | None:

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from states.admissions import Admission, Care, Extension, extension_threshold, filing_window
 from states.filing import Filing
-from states.periods import PeriodEnd, WorkCalendar, act_deadline, local_date
+from states.periods import (
+    PeriodEnd,
+    WorkCalendar,
+    act_deadline,
+    end_of_local_day,
+    local_date,
+)
 from states.policy import Policy, Requirement
 from states.regions import same_area
 from states.vocabulary import Category, Document, FilingState, Institution, Kind
@@ -158,6 +164,14 @@ def claim_deadline(
     if counted_from is None:
         return None
     return act_deadline(counted_from, calendar=calendar, months=policy.reimbursement_months)
+
+
+def claim_reminder_at(policy: Policy, last_day: date) -> datetime | None:
+    """P6: when to remind that a claim lapses: as the day `reimbursement_reminder_days` before
+    its last day ends; None where the policy sets no reminder."""
+    if not policy.reimbursement_reminder_days:
+        return None
+    return end_of_local_day(last_day - timedelta(days=policy.reimbursement_reminder_days))
 
 
 def decide(

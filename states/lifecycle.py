@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from states.admissions import Admission
 from states.errors import InvalidInput
 from states.filing import Filing
 from states.guards import Attempt, commitment_pending
-from states.periods import validity_end
+from states.periods import start_of_local_day, validity_end
 from states.policy import Policy
 from states.regions import EXCLUDED_PROVINCES, is_province_level, province_of, same_area
 from states.table import Transition
@@ -203,3 +203,14 @@ def _take_effect(filing: Filing, policy: Policy, today: date) -> None:
     filing.valid_until = validity_end(effective_on, months=validity).last_day if validity else None
     filing.lock_until = validity_end(effective_on, months=lock).last_day if lock else None
     filing.entitlement_pending = commitment_pending(policy, filing)
+
+
+def expiry_reminders_at(valid_until: date | None, policy: Policy) -> list[datetime]:
+    """V1/V3: when to remind that a validity ends: at the start (local) of the day each of
+    `expiry_reminder_days` before its last valid day, earliest first."""
+    if valid_until is None:
+        return []
+    return [
+        start_of_local_day(valid_until - timedelta(days=lead))
+        for lead in policy.expiry_reminder_days  # longest lead first
+    ]

@@ -1404,3 +1404,32 @@ def test_p4_care_in_the_insured_city_itself_is_paid_the_in_city_ratio(
         "no_filing_needed", 100, True,
     )  # fmt: skip
     assert ("ratio", "P2") in [(p.part, p.rule_id) for p in cov.parts]
+
+
+# -- reminder instants (jobs/ sends them; config.toml sets the lead times) ----------------------
+
+
+def test_reminder_instants_before_a_validity_a_window_and_a_claim(
+    national: Policy, jiangmen: Policy
+) -> None:
+    from states.admissions import filing_window, window_reminder_at
+    from states.coverage import claim_reminder_at
+    from states.lifecycle import expiry_reminders_at
+    from workflow.calendar import build_calendar
+
+    # V3: 30 and 7 days before the last valid day (2 September), at 00:00 local.
+    assert expiry_reminders_at(date(2026, 9, 2), national) == [
+        datetime(2026, 8, 2, 16, tzinfo=UTC), datetime(2026, 8, 25, 16, tzinfo=UTC),
+    ]  # fmt: skip
+    assert expiry_reminders_at(None, national) == []  # indefinite: nothing to remind of
+    # E3: 3 days before the window's last day (11 March), at 00:00 local on 8 March.
+    window = filing_window(admission(emergency=True), jiangmen, build_calendar({}))
+    assert window is not None and window.end.last_day == date(2026, 3, 11)
+    assert window_reminder_at(window, jiangmen) == datetime(2026, 3, 7, 16, tzinfo=UTC)
+    assert window_reminder_at(window, replace(jiangmen, window_reminder_days=0)) is None
+    # P6: as the day 30 days before the last day ends.
+    assert claim_reminder_at(national, date(2026, 9, 7)) == end_of_local_day(date(2026, 8, 8))
+    assert (
+        claim_reminder_at(replace(national, reimbursement_reminder_days=0), date(2026, 9, 7))
+        is None
+    )

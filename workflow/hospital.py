@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from states.admissions import (
@@ -30,12 +30,14 @@ from states.admissions import (
     extension_threshold,
     filing_window,
     window_inputs,
+    window_reminder_at,
 )
 from states.coverage import (
     Coverage,
     claim_counted_from,
     claim_deadline,
     claim_documents,
+    claim_reminder_at,
     covering_filing,
     decide,
 )
@@ -43,7 +45,7 @@ from states.denial import Denial
 from states.errors import ConcurrentUpdate, FilingNotFound, InvalidInput
 from states.filing import Filing
 from states.lifecycle import Application
-from states.periods import WorkCalendar, end_of_local_day, local_date, start_of_local_day
+from states.periods import WorkCalendar, end_of_local_day, local_date
 from states.policy import Policy, Requirement, policy_for
 from states.regions import same_area
 from states.vocabulary import (
@@ -335,11 +337,8 @@ class HospitalSide:
     ) -> None:
         """A reminder `window_reminder_days` before a filing window's last day, at the start of
         that day (local), if that is still ahead."""
-        lead = policy.window_reminder_days
-        if not lead:
-            return
-        at = start_of_local_day(window.end.last_day - timedelta(days=lead))
-        if at > now:
+        at = window_reminder_at(window, policy)
+        if at is not None and at > now:
             self._deadline(
                 tx, subject, WINDOW_REMINDER, at, window.rule, window.end.provisional, now
             )
@@ -662,12 +661,9 @@ class HospitalSide:
         self._save_admission(tx, adm, now)
         rule = policy.rule("reimbursement_months")
         self._deadline(tx, claim.id, CLAIM_DUE, claim.due_at, rule, claim.provisional, now)
-        if policy.reimbursement_reminder_days:
-            remind = end_of_local_day(
-                deadline.last_day - timedelta(days=policy.reimbursement_reminder_days)
-            )
-            if remind > now:
-                self._deadline(tx, claim.id, CLAIM_REMINDER, remind, rule, claim.provisional, now)
+        remind = claim_reminder_at(policy, deadline.last_day)
+        if remind is not None and remind > now:
+            self._deadline(tx, claim.id, CLAIM_REMINDER, remind, rule, claim.provisional, now)
         journal.append(
             self._audit_subject(
                 tx,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -25,8 +25,13 @@ from states.errors import (
 )
 from states.filing import Filing
 from states.guards import REASON_CODE, Attempt, validity_ended
-from states.lifecycle import Application, apply_effects, check_application
-from states.periods import WorkCalendar, end_of_local_day, local_date, start_of_local_day
+from states.lifecycle import (
+    Application,
+    apply_effects,
+    check_application,
+    expiry_reminders_at,
+)
+from states.periods import WorkCalendar, end_of_local_day, local_date
 from states.policy import NATIONAL, Policy, policy_for, policy_from_document
 from states.regions import area_of
 from states.table import TRANSITIONS, WRONG_STATE_RULE, Transition
@@ -649,8 +654,7 @@ class FilingService(HospitalSide):
             return 0
         rule = "V1" if filing.category is Category.LONG_TERM else "V3"
         written = 0
-        for lead in policy.expiry_reminder_days:
-            at = start_of_local_day(filing.valid_until - timedelta(days=lead))
+        for at in expiry_reminders_at(filing.valid_until, policy):
             if at > now:
                 self._deadline(tx, filing.id, EXPIRY_REMINDER, at, rule, False, now)
                 written += 1

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from states.admissions import filing_window
-from states.coverage import claim_deadline
+from states.admissions import filing_window, window_reminder_at
+from states.coverage import claim_deadline, claim_reminder_at
 from states.guards import validity_over
-from states.periods import end_of_local_day, local_date, start_of_local_day
+from states.periods import local_date, start_of_local_day
 from states.table import TRANSITIONS
 from states.vocabulary import FilingState, Outcome, Role
 from workflow import audit
@@ -389,8 +389,8 @@ def _recount(
         if end is None:
             return None
         if kind == CLAIM_REMINDER:
-            lead = timedelta(days=policy.reimbursement_reminder_days)
-            return end_of_local_day(end.last_day - lead), end.provisional, None
+            at = claim_reminder_at(policy, end.last_day)
+            return None if at is None else (at, end.provisional, None)
         claim = {"last_day": end.last_day, "due_at": end.ends_at, "p": end.provisional}
         return end.ends_at, end.provisional, claim
     if kind in (FILING_WINDOW, REPORT_WINDOW, WINDOW_REMINDER):
@@ -405,10 +405,8 @@ def _recount(
         if window is None:
             return None
         if kind == WINDOW_REMINDER:
-            at = start_of_local_day(
-                window.end.last_day - timedelta(days=policy.window_reminder_days)
-            )
-            return at, window.end.provisional, None
+            remind = window_reminder_at(window, policy)
+            return None if remind is None else (remind, window.end.provisional, None)
         return window.end.ends_at, window.end.provisional, None
     return None  # validity periods and E6 thresholds are never provisional (C5)
 
