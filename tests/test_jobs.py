@@ -222,16 +222,16 @@ def test_a_row_that_fails_waits_alone_and_is_retried_after_its_backoff(
     filing = effective(any_engine, id_number=id_number(3))
     clock.now = _row(any_engine, claim_subject, "claim_reminder").due_at  # 2026-08-03
     assert _row(any_engine, filing.id, "expiry_reminder").due_at < clock.now
-    original = FilingService._apply_deadline
+    original = FilingService._reminder_target
     checkpoint = any_engine.checkpoint()
 
-    def broken(self: FilingService, tx: Any, subject: str, kind: str, *a: Any) -> str:
+    def broken(self: FilingService, tx: Any, subject: str, kind: str) -> Any:
         if kind == "claim_reminder":
-            original(self, tx, subject, kind, *a)
+            original(self, tx, subject, kind)
             raise RuntimeError("a bug")
-        return original(self, tx, subject, kind, *a)
+        return original(self, tx, subject, kind)
 
-    monkeypatch.setattr(FilingService, "_apply_deadline", broken)
+    monkeypatch.setattr(FilingService, "_reminder_target", broken)
     applied = _sweep(any_engine)
 
     assert [(a.kind, a.outcome) for a in applied] == [

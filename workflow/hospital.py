@@ -728,12 +728,15 @@ class HospitalSide:
         if tx.run(_FIRE_DEADLINE, {**key, "at": now, "outcome": "fired"}) != 1:
             return None
         recorded = len(journal)
-        outcome = self._apply_deadline(tx, subject_id, kind, request, journal)
-        if outcome == "fired" and kind in REMINDER_KINDS:
+        if kind in REMINDER_KINDS:
+            # Sent while what it warns of is ahead; moot once its subject moved on (recorded
+            # below); late if the daemon was down past it (recorded here).
             warned = self._reminder_target(tx, subject_id, kind)
-            if warned is not None and warned <= now:  # late (the daemon was down)
+            outcome = "fired" if warned is not None and warned > now else "retired"
+            if warned is not None and warned <= now:
                 journal.append(self._late(tx, subject_id, kind, due_at, warned, request, now))
-                outcome = "retired"
+        else:
+            outcome = self._apply_deadline(tx, subject_id, kind, request, journal)
         if outcome != "fired":
             tx.run(_DEADLINE_OUTCOME, {**key, "outcome": outcome})
             if len(journal) == recorded:  # nothing recorded why: record the moot deadline
@@ -866,6 +869,8 @@ class HospitalSide:
     def _apply_deadline(
         self, tx: Tx, subject_id: str, kind: str, request: Request, journal: Journal
     ) -> str:
+        """What a due deadline (not a reminder: `_fire_row` judges those) stands for, applied:
+        "fired", or "retired" if its subject moved on."""
         actor = SYSTEM_ACTOR
         if kind == "expire":
             filing, policy = self._load(tx, subject_id)
@@ -936,8 +941,6 @@ class HospitalSide:
                     )
                 )  # fmt: skip
             return "fired"
-        if kind in REMINDER_KINDS:  # its subject moved on: retired (recorded by `_fire_row`)
-            return "retired" if self._reminder_target(tx, subject_id, kind) is None else "fired"
         if kind == CLAIM_DUE:
             loaded = self._load_claim(tx, subject_id)
             if loaded.claim.status != "open":
