@@ -39,3 +39,12 @@ def same_area(insured: str, treatment: str, scope: str) -> bool:
     if scope == "province":
         return province_of(insured) == province_of(treatment)
     return area_of(insured) == area_of(treatment)
+
+
+def contains(area: str, code: str) -> bool:
+    """Whether region `area` is `code` or contains it, by the code's levels (GB/T 2260):
+    440000 (a province) contains 4407xx; 440700 (a city) contains 440703; 440703 only itself."""
+    prefix = area
+    while prefix.endswith("00") and len(prefix) > 2:
+        prefix = prefix[:-2]
+    return code.startswith(prefix)

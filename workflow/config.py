@@ -59,6 +59,29 @@ _SCHEDULER_NUMBERS = {
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """[http]: the HTTP API (workflow/http). Limits protect the service from one caller."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 64 * 1024
+    default_page_size: int = 50
+    max_page_size: int = 500
+    rate_limit: str = "50/second"  # per API key (unauthenticated calls: per client address)
+    rate_limit_storage: str = "memory://"  # per process; "redis://host:6379" to share
+    idempotency_hours: int = 24  # how long a stored response can be replayed
+
+
+_HTTP_NUMBERS = {
+    "port": (1, 65_535),
+    "max_body_bytes": (1024, 16 * 1024 * 1024),
+    "default_page_size": (1, 10_000),
+    "max_page_size": (1, 10_000),
+    "idempotency_hours": (1, 24 * 30),
+}
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     sqlite_synchronous: str
@@ -70,6 +93,7 @@ class Settings:
     person_key: bytes
     person_key_is_development_default: bool
     scheduler: SchedulerSettings = SchedulerSettings()
+    http: HttpSettings = HttpSettings()
 
 
 def load_settings(
@@ -100,7 +124,7 @@ def settings_from_mapping(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     env = os.environ if environ is None else environ
-    unknown = set(raw) - {"database", "logging", "calendar", "policy", "scheduler"}
+    unknown = set(raw) - {"database", "logging", "calendar", "policy", "scheduler", "http"}
     if unknown:
         raise PolicyConfigError(sorted(unknown)[0], "unknown section")
     db = _section(raw, "database", {"url", "sqlite_synchronous", "busy_timeout_ms"})
@@ -135,7 +159,39 @@ def settings_from_mapping(
         person_key=(key or DEV_PERSON_KEY).encode(),
         person_key_is_development_default=not key,
         scheduler=_scheduler(raw, env),
+        http=_http(raw),
     )
+
+
+def _http(raw: Mapping[str, Any]) -> HttpSettings:
+    from limits import parse  # the rate-limit library parses its own notation
+
+    table = _section(raw, "http", {*_HTTP_NUMBERS, "host", "rate_limit", "rate_limit_storage"})
+    values: dict[str, Any] = {}
+    for key, (low, high) in _HTTP_NUMBERS.items():
+        if key not in table:
+            continue
+        v = table[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise PolicyConfigError(f"http.{key}", "must be a whole number")
+        if not low <= v <= high:
+            raise PolicyConfigError(f"http.{key}", f"must be from {low} to {high}")
+        values[key] = v
+    for key in ("host", "rate_limit", "rate_limit_storage"):
+        if key in table:
+            if not isinstance(table[key], str) or not table[key]:
+                raise PolicyConfigError(f"http.{key}", "must be a non-empty string")
+            values[key] = table[key]
+    settings = HttpSettings(**values)
+    try:
+        parse(settings.rate_limit)
+    except ValueError:
+        raise PolicyConfigError(
+            "http.rate_limit", 'must read like "50/second" or "3000 per minute"'
+        ) from None
+    if settings.default_page_size > settings.max_page_size:
+        raise PolicyConfigError("http.default_page_size", "must not exceed http.max_page_size")
+    return settings
 
 
 def _scheduler(raw: Mapping[str, Any], env: Mapping[str, str]) -> SchedulerSettings:

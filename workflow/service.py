@@ -58,11 +58,13 @@ from workflow.machine import FilingMachine
 from workflow.store import Store, Tx, insert_sql
 from workflow.tables import (
     admission_t,
+    api_key_t,
     audit_t,
     claim_t,
     daemon_t,
     deadline_t,
     filing_t,
+    idempotency_t,
     outbox_t,
     policy_t,
 )
@@ -146,7 +148,8 @@ class FilingService(HospitalSide):
         self.log = structlog.get_logger("workflow")
         self.store = Store(
             engine,
-            [filing_t, audit_t, deadline_t, policy_t, admission_t, claim_t, outbox_t, daemon_t],
+            [filing_t, audit_t, deadline_t, policy_t, admission_t, claim_t, outbox_t, daemon_t]
+            + [api_key_t, idempotency_t],
             read_only=read_only,
         )
         self._pinned: dict[tuple[str, str], Policy] = {}

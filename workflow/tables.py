@@ -271,6 +271,42 @@ class DaemonRecord(SQLModel, table=True):
     stopped_at: datetime | None = _instant(default=None)
 
 
+class ApiKeyRecord(SQLModel, table=True):
+    """An HTTP API key (migration 0005). Only a SHA-256 of its secret is kept; the secret is
+    shown once, when `filing keys issue` makes it. A revoked key stays, for the audit trail."""
+
+    __tablename__ = "api_key_record"
+
+    id: str = Field(primary_key=True, max_length=16)
+    secret_hash: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    channel: str = Field(max_length=32)
+    organisation: str | None = Field(default=None, max_length=64)
+    # insured: the person the key acts for (keyed hash and masked form, never the number)
+    person_key: str | None = Field(default=None, max_length=64)
+    person_masked: str | None = Field(default=None, max_length=32)
+    on_behalf: bool = False
+    regions: str = "[]"  # JSON list of GB/T 2260 codes an officer or auditor answers for
+    label: str = Field(max_length=64)
+    created_at: datetime = _instant()
+    revoked_at: datetime | None = _instant(default=None)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The stored outcome of a creating request sent with an `Idempotency-Key`, per caller
+    (migration 0005). `status` is NULL while the first request is still running."""
+
+    __tablename__ = "idempotency_record"
+
+    key_id: str = Field(primary_key=True, max_length=16)
+    idempotency_key: str = Field(primary_key=True, max_length=64)
+    fingerprint: str = Field(max_length=64)  # SHA-256 of method, route and body
+    request_id: str = Field(max_length=64)
+    status: int | None = None
+    body: str | None = None
+    created_at: datetime = _instant(index=True)
+
+
 class PolicyRecord(SQLModel, table=True):
     """The resolved content of each (region, version) a filing was ever created under."""
 
@@ -291,3 +327,5 @@ admission_t: sa.Table = AdmissionRecord.__table__  # type: ignore[attr-defined]
 claim_t: sa.Table = ClaimRecord.__table__  # type: ignore[attr-defined]
 outbox_t: sa.Table = OutboxRecord.__table__  # type: ignore[attr-defined]
 daemon_t: sa.Table = DaemonRecord.__table__  # type: ignore[attr-defined]
+api_key_t: sa.Table = ApiKeyRecord.__table__  # type: ignore[attr-defined]
+idempotency_t: sa.Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]

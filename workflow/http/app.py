@@ -1,0 +1,877 @@
+"""The HTTP API (FastAPI): every command and query of `FilingEngine`, for back-offices in any
+language. `create_app(engine)` builds it; `filing serve` runs it (with the scheduler inside on
+the embedded default).
+
+Every route authenticates an API key (`Authorization: Bearer fk_…`), checks the key's role may
+call it (403) and that the object it names is one the key may see (404, the same answer as for
+an object that does not exist), and records each denied call in the audit trail. Transitions
+need `If-Match` with the version read (412 when stale, 428 when missing); creating requests take
+an `Idempotency-Key`. Errors are `application/problem+json` with the rule id and the request id
+that the audit record also carries.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from states.errors import FilingError, FilingNotFound
+from states.policy import Policy
+from states.table import EVENT_ROLES as ROLES
+from states.vocabulary import FilingState, Role
+from workflow import keys
+from workflow.api import FilingEngine
+from workflow.http import models as m
+from workflow.http.support import (
+    ApiProblem,
+    Edge,
+    Idempotency,
+    RateLimit,
+    Route,
+    decode_cursor,
+    deny,
+    encode_cursor,
+    etag,
+    expected_version,
+    problem,
+    problem_of,
+    region_allowed,
+    request_ids,
+    route_of,
+    scope_sql,
+    sees_admission,
+    sees_filing,
+)
+from workflow.keys import Principal
+from workflow.service import _filing_from_row
+
+_ALL = frozenset({Role.INSURED, Role.HOSPITAL, Role.OFFICER, Role.AUDITOR, Role.ADMINISTRATOR})
+_READERS = _ALL
+_AUDIT = frozenset({Role.AUDITOR, Role.ADMINISTRATOR})
+_AGENCY = frozenset({Role.OFFICER, Role.ADMINISTRATOR})
+_ADMIN = frozenset({Role.ADMINISTRATOR})
+_CREATORS = frozenset({Role.INSURED, Role.HOSPITAL, Role.OFFICER, Role.ADMINISTRATOR})
+_ADMITTERS = frozenset({Role.HOSPITAL, Role.OFFICER, Role.ADMINISTRATOR})
+_EXTENSION = {
+    "request_extension": frozenset({Role.HOSPITAL, Role.INSURED, Role.OFFICER, Role.ADMINISTRATOR}),
+    "grant_extension": _AGENCY,
+    "refuse_extension": _AGENCY,
+}
+_CLAIMANTS = frozenset({Role.INSURED, Role.OFFICER, Role.ADMINISTRATOR})
+
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description='the ETag of the version read, e.g. "3"; * for any'),
+]
+IdemKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="8-64 characters; a replay returns the first answer (per API key)",
+    ),
+]
+Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of a page")]
+Limit = Annotated[int | None, Query(description="page size (config: http.max_page_size)")]
+
+
+def _caller(request: Request) -> Principal:
+    api: Api = request.app.state.api
+    return api.caller(request)
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+
+
+def _links(*pairs: tuple[str, str, str]) -> dict[str, Any]:
+    """OpenAPI links from a response to the operations that take its id (for clients and
+    for stateful testing)."""
+    return {
+        name: {"operationId": op, "parameters": {param: "$response.body#/id"}}
+        for name, op, param in pairs
+    }
+
+
+_FILING_LINKS = _links(
+    ("get", "getFiling", "filing_id"),
+    ("submit", "submitFiling", "filing_id"),
+    ("approve", "approveFiling", "filing_id"),
+    ("withdraw", "withdrawFiling", "filing_id"),
+    ("history", "getFilingHistory", "filing_id"),
+    ("deadlines", "getFilingDeadlines", "filing_id"),
+)
+_ADMISSION_LINKS = _links(
+    ("get", "getAdmission", "admission_id"),
+    ("coverage", "getCoverage", "admission_id"),
+    ("discharge", "dischargeAdmission", "admission_id"),
+    ("history", "getAdmissionHistory", "admission_id"),
+)
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": m.Problem, "content": {"application/problem+json": {}}}
+    for code in (401, 403, 404, 409, 412, 413, 422, 428, 429)
+}
+
+
+def _out(model: type[BaseModel], obj: Any, status: int = 200) -> JSONResponse:
+    data = model.model_validate(m.plain(obj)).model_dump(mode="json")
+    headers = {"ETag": etag(data["version"])} if "version" in data else None
+    return JSONResponse(data, status_code=status, headers=headers)
+
+
+@dataclass
+class Api:
+    engine: FilingEngine
+    limiter: RateLimit
+    idempotency: Idempotency
+
+    # -- dependencies --------------------------------------------------------------------------
+
+    def caller(self, request: Request) -> Principal:
+        """The key's holder; 401 (audited) without a valid key; 429 past the rate limit."""
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        client = request.client.host if request.client else "-"
+        principal = (
+            keys.authenticate(self.engine.store, token.strip())
+            if scheme.lower() == "bearer"
+            else None
+        )
+        if principal is None:
+            self.limiter.check(f"ip:{client}")
+            deny(self.engine, None, route_of(request), 401, "no valid API key")
+            raise ApiProblem(
+                401,
+                "not_authenticated",
+                "send a valid API key: Authorization: Bearer fk_…",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        request.state.key_id = principal.key_id
+        self.limiter.check(f"key:{principal.key_id}")
+        return principal
+
+    def allow(self, p: Principal, roles: Iterable[Role], route: Route) -> None:
+        if p.role not in roles:
+            deny(self.engine, p, route, 403, f"the {p.role.value} role may not call {route}")
+            raise ApiProblem(403, "forbidden", f"the {p.role.value} role may not call {route}")
+
+    def _not_visible(self, p: Principal, route: Route, subject_id: str, exists: bool) -> None:
+        deny(
+            self.engine,
+            p,
+            route,
+            404,
+            "not visible to this key" if exists else "no such object",
+            subject_id=subject_id if exists else None,
+        )
+        # The id is not echoed: a caller may have put anything in the path.
+        raise ApiProblem(404, "not_found", "no such object visible to this key")
+
+    def filing_row(self, p: Principal, filing_id: str, route: Route) -> dict[str, Any]:
+        with self.engine.store.read() as tx:
+            row = tx.one("SELECT * FROM filing_record WHERE id = :id", {"id": filing_id})
+            if row is not None and sees_filing(tx, p, row):
+                return row
+        self._not_visible(p, route, filing_id, row is not None)
+        raise AssertionError  # unreachable: _not_visible raises
+
+    def admission_row(self, p: Principal, admission_id: str, route: Route) -> dict[str, Any]:
+        with self.engine.store.read() as tx:
+            row = tx.one("SELECT * FROM admission_record WHERE id = :id", {"id": admission_id})
+        if row is not None and sees_admission(p, row):
+            return row
+        self._not_visible(p, route, admission_id, row is not None)
+        raise AssertionError
+
+    def claim_admission(self, p: Principal, claim_id: str, route: Route) -> None:
+        with self.engine.store.read() as tx:
+            claim = tx.one("SELECT admission_id FROM claim_record WHERE id = :id", {"id": claim_id})
+            adm = (
+                tx.one(
+                    "SELECT * FROM admission_record WHERE id = :id",
+                    {"id": claim["admission_id"]},
+                )
+                if claim
+                else None
+            )
+        if adm is None or not sees_admission(p, adm):
+            self._not_visible(p, route, claim_id, claim is not None)
+
+    def same_person(self, p: Principal, id_number: str, route: Route) -> None:
+        """An insured key acts for its own person only (L8: a family account is issued for
+        the person it acts for)."""
+        if p.role is not Role.INSURED:
+            return
+        from workflow.identity import normalise_id_number, person_key
+
+        mine = person_key(normalise_id_number(id_number), self.engine.settings.person_key)
+        if mine != p.person_key:
+            reason = "an insured key acts only for the person it was issued for"
+            deny(self.engine, p, route, 403, reason)
+            raise ApiProblem(403, "forbidden", reason, rule_id="L8")
+
+    def region(self, p: Principal, region: str, route: Route) -> None:
+        if p.role in (Role.OFFICER, Role.AUDITOR) and not region_allowed(p, region):
+            reason = "the insured region is not one this key's agency serves"
+            deny(self.engine, p, route, 403, reason)
+            raise ApiProblem(403, "forbidden", reason, rule_id="K8")
+
+    def ids(self) -> dict[str, Any]:
+        rid, cid = request_ids.get()
+        return {"request_id": rid, "correlation_id": cid}
+
+
+def create_app(engine: FilingEngine) -> FastAPI:
+    """The HTTP API over an open engine. The caller owns the engine (and closes it)."""
+    settings = engine.settings.http
+    api = Api(
+        engine,
+        RateLimit(settings.rate_limit, settings.rate_limit_storage),
+        Idempotency(engine, settings.idempotency_hours),
+    )
+    app = FastAPI(
+        title="filing-workflow",
+        version="0.1.0",
+        summary="Cross-region medical treatment filing (异地就医备案) engine",
+        description=__doc__,
+        responses=_PROBLEMS,
+    )
+    app.state.api = api
+    app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes)
+    _handlers(app)
+
+    def page_size(limit: int | None) -> int:
+        if limit is None:
+            return settings.default_page_size
+        if not 1 <= limit <= settings.max_page_size:
+            raise ApiProblem(
+                422,
+                "invalid_input",
+                f"limit: from 1 to {settings.max_page_size}",
+                field="limit",
+            )
+        return limit
+
+    # -- health ----------------------------------------------------------------------------------
+
+    @app.get("/health", operation_id="health", tags=["service"])
+    def health() -> dict[str, str]:
+        """Liveness: the process answers and its database does (no key needed)."""
+        with engine.store.read() as tx:
+            tx.scalar("SELECT 1")
+        return {"status": "ok"}
+
+    # -- filings ---------------------------------------------------------------------------------
+
+    @app.post(
+        "/filings",
+        status_code=201,
+        response_model=m.FilingOut,
+        operation_id="createFiling",
+        tags=["filings"],
+        responses={201: {"description": "the draft", "links": _FILING_LINKS}},
+    )
+    def create_filing(
+        body: m.FilingIn, request: Request, p: Caller, idempotency_key: IdemKey = None
+    ) -> Response:
+        """Draft a filing (submit it next). With `admission_id`, a retro filing (E2)."""
+        route = route_of(request)
+        api.allow(p, _CREATORS, route)
+
+        def work() -> Response:
+            api.same_person(p, body.id_number, route)
+            api.region(p, body.insured_region, route)
+            if body.admission_id is not None:
+                api.admission_row(p, body.admission_id, route)
+            filing = engine.create(**body.model_dump(), actor=p.actor, **api.ids())
+            return _out(m.FilingOut, filing, 201)
+
+        return api.idempotency.run(p, idempotency_key, route, body.model_dump(mode="json"), work)
+
+    @app.get("/filings", response_model=m.FilingPage, operation_id="listFilings", tags=["filings"])
+    def list_filings(
+        p: Caller,
+        state: FilingState | None = None,
+        insured_region: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+        cursor: Cursor = None,
+        limit: Limit = None,
+    ) -> Response:
+        """The filings this key may see, oldest first (ids are time-ordered): an insured
+        person's own (L3), a hospital's, an agency's regions'."""
+        n = page_size(limit)
+        after = decode_cursor(cursor, str)
+        where, params = scope_sql(p)
+        sql = f"SELECT * FROM filing_record WHERE {where}"
+        if state is not None:
+            sql += " AND state = :state"
+            params["state"] = state.value
+        if insured_region is not None:
+            sql += " AND insured_region = :region"
+            params["region"] = insured_region
+        if after is not None:
+            sql += " AND id > :after"
+            params["after"] = after
+        params["n"] = n + 1
+        with engine.store.read() as tx:
+            rows = tx.all(sql + " ORDER BY id LIMIT :n", params)
+        more = len(rows) > n
+        items = [_filing_from_row(r) for r in rows[:n]]
+        return JSONResponse(
+            m.FilingPage(
+                items=[m.FilingOut.model_validate(m.plain(f)) for f in items],
+                next_cursor=encode_cursor(items[-1].id) if more else None,
+            ).model_dump(mode="json")
+        )
+
+    @app.post(
+        "/filings/search",
+        response_model=list[m.FilingOut],
+        operation_id="searchFilingsOfPerson",
+        tags=["filings"],
+    )
+    def search_person(body: m.PersonIn, request: Request, p: Caller) -> Response:
+        """Every filing of a person (L3), or the effective ones (有效备案记录). The ID number
+        travels in the body, never in a URL."""
+        route = route_of(request)
+        api.allow(p, _ALL - {Role.HOSPITAL}, route)
+        api.same_person(p, body.id_number, route)
+        found = (
+            engine.effective_filings(body.id_number)
+            if body.effective_only
+            else engine.list_for_person(body.id_number)
+        )
+        with engine.store.read() as tx:
+            rows = {
+                r["id"]: r
+                for r in tx.all(
+                    "SELECT * FROM filing_record WHERE person_key = :k",
+                    {"k": found[0].person_key},
+                )
+            } if found else {}  # fmt: skip
+            seen = [f for f in found if sees_filing(tx, p, rows[f.id])]
+        return JSONResponse([m.FilingOut.model_validate(m.plain(f)).model_dump(mode="json")
+                             for f in seen])  # fmt: skip
+
+    @app.get(
+        "/filings/{filing_id}",
+        response_model=m.FilingOut,
+        operation_id="getFiling",
+        tags=["filings"],
+        responses={200: {"description": "the filing; ETag is its version"}},
+    )
+    def get_filing(filing_id: str, request: Request, p: Caller) -> Response:
+        api.allow(p, _READERS, route_of(request))
+        row = api.filing_row(p, filing_id, route_of(request))
+        return _out(m.FilingOut, _filing_from_row(row))
+
+    def transition(
+        event: str,
+        op: str,
+        doc: str,
+        body_model: type[m.Body] | None = None,
+    ) -> None:
+        path = f"/filings/{{filing_id}}/{event.replace('_', '-')}"
+        roles = ROLES[event] & _ALL
+
+        def endpoint(
+            filing_id: str, request: Request, p: Caller, if_match: IfMatch = None, **kw: Any
+        ) -> Response:
+            route = route_of(request)
+            api.allow(p, roles, route)
+            api.filing_row(p, filing_id, route)
+            version = expected_version(if_match)
+            extra = kw["body"].model_dump() if kw.get("body") is not None else {}
+            method: Callable[..., Any] = getattr(engine, event)
+            filing = method(filing_id, p.actor, expected_version=version, **extra, **api.ids())
+            return _out(m.FilingOut, filing)
+
+        endpoint.__doc__ = doc
+        _with_body(endpoint, body_model)
+        app.post(
+            path,
+            response_model=m.FilingOut,
+            operation_id=op,
+            tags=["filings"],
+            responses={
+                200: {"description": "the filing after the transition; ETag is its version"}
+            },
+        )(endpoint)
+
+    transition("submit", "submitFiling", "Submit a draft: under review, or effective (L1).")
+    transition("approve", "approveFiling", "Approve a filing under review (L1).")
+    transition("reject", "rejectFiling", "Reject a filing under review (L1).", m.ReasonIn)
+    transition("withdraw", "withdrawFiling", "Withdraw a draft or a filing under review (L1).")
+    transition(
+        "cancel", "cancelFiling", "Cancel an effective filing after the lock (L4, V2, V4).",
+        m.OptionalReasonIn,
+    )  # fmt: skip
+    transition(
+        "supply_documents", "supplyDocuments", "Complete a commitment filing (V6).", m.DocumentsIn
+    )
+    transition("stop_insurance", "stopInsurance", "停保: the filing lapses (L2).")
+    transition("expire", "expireFiling", "Expire a filing whose validity is over (V1, V3).")
+    transition("stamp", "stampReferral", "The hospital's office stamps a referral (E4).")
+
+    @app.post(
+        "/filings/{filing_id}/change",
+        status_code=201,
+        response_model=m.ChangeOut,
+        operation_id="changeFiling",
+        tags=["filings"],
+    )
+    def change_filing(
+        filing_id: str,
+        body: m.FilingIn,
+        request: Request,
+        p: Caller,
+        if_match: IfMatch = None,
+        idempotency_key: IdemKey = None,
+    ) -> Response:
+        """L5: file a replacement; the old filing is cancelled when the new one takes effect."""
+        route = route_of(request)
+        api.allow(p, ROLES["change"] & _ALL, route)
+        api.filing_row(p, filing_id, route)
+        version = expected_version(if_match)
+
+        def work() -> Response:
+            api.same_person(p, body.id_number, route)
+            api.region(p, body.insured_region, route)
+            fields = body.model_dump(exclude={"admission_id"})
+            old, new = engine.change(
+                filing_id, **fields, actor=p.actor, expected_version=version, **api.ids()
+            )
+            data = m.ChangeOut(
+                old=m.FilingOut.model_validate(m.plain(old)),
+                new=m.FilingOut.model_validate(m.plain(new)),
+            ).model_dump(mode="json")
+            return JSONResponse(data, status_code=201)
+
+        return api.idempotency.run(
+            p, idempotency_key, route, {"filing": filing_id, **body.model_dump(mode="json")}, work
+        )
+
+    @app.post(
+        "/persons/stop-insurance",
+        response_model=list[m.FilingOut],
+        operation_id="stopInsuranceForPerson",
+        tags=["filings"],
+    )
+    def stop_person(body: m.StopInsuranceIn, request: Request, p: Caller) -> Response:
+        """停保: every open filing of the person under the insurance type lapses (L2)."""
+        route = route_of(request)
+        api.allow(p, ROLES["stop_insurance"] & _ALL, route)
+        mine = engine.list_for_person(body.id_number)
+        with engine.store.read() as tx:
+            for f in mine:
+                row = tx.one("SELECT * FROM filing_record WHERE id = :id", {"id": f.id})
+                if row is not None and not sees_filing(tx, p, row):
+                    api.region(p, f.insured_region, route)
+        lapsed = engine.stop_insurance_for_person(
+            body.id_number, body.insurance_type, p.actor, **api.ids()
+        )
+        return JSONResponse(
+            [m.FilingOut.model_validate(m.plain(f)).model_dump(mode="json") for f in lapsed]
+        )
+
+    @app.get(
+        "/filings/{filing_id}/history",
+        response_model=m.AuditPage,
+        operation_id="getFilingHistory",
+        tags=["audit"],
+    )
+    def filing_history(
+        filing_id: str, request: Request, p: Caller, cursor: Cursor = None, limit: Limit = None
+    ) -> Response:
+        """Every attempt on the filing, applied or denied, with its rule (oldest first)."""
+        route = route_of(request)
+        api.allow(p, _READERS, route)
+        api.filing_row(p, filing_id, route)
+        return _audit_page(engine, {"filing_id": filing_id}, decode_cursor(cursor, int),
+                           page_size(limit))  # fmt: skip
+
+    @app.get(
+        "/filings/{filing_id}/deadlines",
+        response_model=list[m.DeadlineOut],
+        operation_id="getFilingDeadlines",
+        tags=["filings"],
+    )
+    def filing_deadlines(filing_id: str, request: Request, p: Caller) -> Response:
+        route = route_of(request)
+        api.allow(p, _READERS, route)
+        api.filing_row(p, filing_id, route)
+        return JSONResponse(
+            [
+                m.DeadlineOut.model_validate(m.plain(d)).model_dump(mode="json")
+                for d in engine.deadlines(filing_id)
+            ]
+        )
+
+    @app.get("/filings/{filing_id}/policy", operation_id="getFilingPolicy", tags=["filings"])
+    def filing_policy(filing_id: str, request: Request, p: Caller) -> dict[str, Any]:
+        """The policy version the filing is pinned to, every value with its rule id."""
+        route = route_of(request)
+        api.allow(p, _READERS, route)
+        api.filing_row(p, filing_id, route)
+        pol = engine.policy(filing_id)
+        return {"region": pol.region, "version": pol.version, "values": _policy_values(pol)}
+
+    # -- admissions, coverage, claims ---------------------------------------------------------
+
+    @app.post(
+        "/admissions",
+        status_code=201,
+        response_model=m.AdmissionOut,
+        operation_id="admit",
+        tags=["hospital"],
+        responses={201: {"description": "the admission", "links": _ADMISSION_LINKS}},
+    )
+    def admit(
+        body: m.AdmissionIn, request: Request, p: Caller, idempotency_key: IdemKey = None
+    ) -> Response:
+        """Record an admission (or visit, or pharmacy purchase); an emergency without a
+        covering filing is deemed filed (E1)."""
+        route = route_of(request)
+        api.allow(p, _ADMITTERS, route)
+
+        def work() -> Response:
+            api.region(p, body.insured_region, route)
+            adm = engine.admit(**body.model_dump(), actor=p.actor, **api.ids())
+            return _out(m.AdmissionOut, adm, 201)
+
+        return api.idempotency.run(p, idempotency_key, route, body.model_dump(mode="json"), work)
+
+    @app.get(
+        "/admissions/{admission_id}",
+        response_model=m.AdmissionOut,
+        operation_id="getAdmission",
+        tags=["hospital"],
+    )
+    def get_admission(admission_id: str, request: Request, p: Caller) -> Response:
+        route = route_of(request)
+        api.allow(p, _READERS, route)
+        api.admission_row(p, admission_id, route)
+        return _out(m.AdmissionOut, engine.get_admission(admission_id))
+
+    @app.post(
+        "/admissions/{admission_id}/discharge",
+        response_model=m.DischargeOut,
+        operation_id="dischargeAdmission",
+        tags=["hospital"],
+    )
+    def discharge(
+        admission_id: str,
+        body: m.DischargeIn,
+        request: Request,
+        p: Caller,
+        if_match: IfMatch = None,
+    ) -> Response:
+        """出院结算: settle directly or route to manual reimbursement with a claim (P5, P6)."""
+        route = route_of(request)
+        api.allow(p, _ADMITTERS, route)
+        api.admission_row(p, admission_id, route)
+        version = expected_version(if_match)
+        adm, cov = engine.discharge(
+            admission_id,
+            body.discharged_on,
+            p.actor,
+            system_fault=body.system_fault,
+            expected_version=version,
+            **api.ids(),
+        )
+        data = m.DischargeOut(
+            admission=m.AdmissionOut.model_validate(m.plain(adm)),
+            coverage=m.CoverageOut.model_validate(_coverage(cov)),
+        ).model_dump(mode="json")
+        return JSONResponse(data, headers={"ETag": etag(adm.version)})
+
+    def extension(event: str, op: str, doc: str, with_documents: bool) -> None:
+        def endpoint(
+            admission_id: str,
+            request: Request,
+            p: Caller,
+            if_match: IfMatch = None,
+            **kw: Any,
+        ) -> Response:
+            route = route_of(request)
+            api.allow(p, _EXTENSION[event], route)
+            api.admission_row(p, admission_id, route)
+            version = expected_version(if_match)
+            method: Callable[..., Any] = getattr(engine, event)
+            args = (kw["body"].documents,) if with_documents else ()
+            adm = method(admission_id, p.actor, *args, expected_version=version, **api.ids())
+            return _out(m.AdmissionOut, adm)
+
+        endpoint.__doc__ = doc
+        _with_body(endpoint, m.DocumentsIn if with_documents else None)
+        app.post(
+            f"/admissions/{{admission_id}}/{event.replace('_', '-')}",
+            response_model=m.AdmissionOut,
+            operation_id=op,
+            tags=["hospital"],
+        )(endpoint)
+
+    extension("request_extension", "requestExtension", "E6: ask to extend a stay.", True)
+    extension("grant_extension", "grantExtension", "E6: the agency grants it.", False)
+    extension("refuse_extension", "refuseExtension", "E6: the agency refuses it.", False)
+
+    @app.get(
+        "/admissions/{admission_id}/coverage",
+        response_model=m.CoverageOut,
+        operation_id="getCoverage",
+        tags=["hospital"],
+    )
+    def coverage(
+        admission_id: str, request: Request, p: Caller, day: date | None = None
+    ) -> Response:
+        """The coverage decision for a day of the stay, each part with its rule (recorded)."""
+        route = route_of(request)
+        api.allow(p, _READERS - {Role.AUDITOR}, route)
+        api.admission_row(p, admission_id, route)
+        cov = engine.coverage(admission_id, p.actor, day=day, **api.ids())
+        return JSONResponse(m.CoverageOut.model_validate(_coverage(cov)).model_dump(mode="json"))
+
+    @app.get(
+        "/admissions/{admission_id}/history",
+        response_model=m.AuditPage,
+        operation_id="getAdmissionHistory",
+        tags=["audit"],
+    )
+    def admission_history(
+        admission_id: str,
+        request: Request,
+        p: Caller,
+        cursor: Cursor = None,
+        limit: Limit = None,
+    ) -> Response:
+        route = route_of(request)
+        api.allow(p, _READERS, route)
+        api.admission_row(p, admission_id, route)
+        return _audit_page(engine, {"filing_id": admission_id}, decode_cursor(cursor, int),
+                           page_size(limit))  # fmt: skip
+
+    @app.get(
+        "/claims/{claim_id}", response_model=m.ClaimOut, operation_id="getClaim", tags=["hospital"]
+    )
+    def get_claim(claim_id: str, request: Request, p: Caller) -> Response:
+        route = route_of(request)
+        api.allow(p, _READERS, route)
+        api.claim_admission(p, claim_id, route)
+        return _out(m.ClaimOut, engine.get_claim(claim_id))
+
+    @app.post(
+        "/claims/{claim_id}/file",
+        response_model=m.ClaimOut,
+        operation_id="fileClaim",
+        tags=["hospital"],
+    )
+    def file_claim(
+        claim_id: str,
+        body: m.DocumentsIn,
+        request: Request,
+        p: Caller,
+        if_match: IfMatch = None,
+    ) -> Response:
+        """P5, P6: file a manual reimbursement claim with its documents before its deadline."""
+        route = route_of(request)
+        api.allow(p, _CLAIMANTS, route)
+        api.claim_admission(p, claim_id, route)
+        version = expected_version(if_match)
+        claim = engine.file_claim(
+            claim_id, p.actor, body.documents, expected_version=version, **api.ids()
+        )
+        return _out(m.ClaimOut, claim)
+
+    # -- deadlines (operators) ----------------------------------------------------------------
+
+    @app.post("/deadlines/fire", operation_id="fireDeadline", tags=["operations"])
+    def fire_deadline(body: m.FireIn, request: Request, p: Caller) -> dict[str, Any]:
+        """Apply one due deadline row now (the scheduler does this for every due row)."""
+        api.allow(p, _ADMIN, route_of(request))
+        result = engine.fire_deadline(
+            body.subject_id, body.kind, body.due_at, request_id=api.ids()["request_id"]
+        )
+        return {"result": result}
+
+    @app.post("/deadlines/fire-due", operation_id="fireDue", tags=["operations"])
+    def fire_due(body: m.FireDueIn, request: Request, p: Caller) -> dict[str, Any]:
+        """Sweep once: apply up to `limit` due deadline rows, earliest first."""
+        api.allow(p, _ADMIN, route_of(request))
+        batch = engine.fire_due(limit=body.limit, request_id=api.ids()["request_id"])
+        return {"result": m.plain(batch)}
+
+    # -- audit -------------------------------------------------------------------------------
+
+    @app.get("/audit", response_model=m.AuditPage, operation_id="exportAudit", tags=["audit"])
+    def audit_export(
+        request: Request,
+        p: Caller,
+        filing_id: Annotated[str | None, Query(pattern=m.SUBJECT_ID)] = None,
+        region: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+        event: Annotated[list[str] | None, Query(max_length=20)] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: Cursor = None,
+        limit: Limit = None,
+    ) -> Response:
+        """The audit trail in order, filtered (auditors: within their regions)."""
+        route = route_of(request)
+        api.allow(p, _AUDIT, route)
+        if region is not None:
+            api.region(p, region, route)
+        filters: dict[str, Any] = {"filing_id": filing_id, "events": event, "since": since,
+                                   "until": until, "region": region}  # fmt: skip
+        regions = [region] if region else list(p.regions)
+        return _audit_page(engine, filters, decode_cursor(cursor, int), page_size(limit), regions)
+
+    @app.get(
+        "/audit/checkpoint",
+        response_model=m.CheckpointOut,
+        operation_id="auditCheckpoint",
+        tags=["audit"],
+    )
+    def checkpoint(request: Request, p: Caller) -> dict[str, Any]:
+        """Count and head hash of the audit trail: keep it outside the database."""
+        api.allow(p, _AUDIT, route_of(request))
+        return engine.checkpoint().to_dict()
+
+    @app.post(
+        "/audit/verify",
+        response_model=m.VerificationOut,
+        operation_id="verifyAudit",
+        tags=["audit"],
+    )
+    def verify(request: Request, p: Caller, body: m.CheckpointIn | None = None) -> dict[str, Any]:
+        """Walk the whole chain; with a checkpoint, also detect truncation and rewrites."""
+        from workflow.audit import Checkpoint
+
+        api.allow(p, _AUDIT, route_of(request))
+        result = engine.verify(Checkpoint(body.count, body.head_hash) if body else None)
+        return {"ok": result.ok, **result.checkpoint.to_dict(), "problems": result.problems}
+
+    @app.get("/policies", operation_id="listPolicies", tags=["policies"])
+    def policies(request: Request, p: Caller) -> list[dict[str, Any]]:
+        """The policies config.toml defines, each value with its rule id."""
+        api.allow(p, _READERS, route_of(request))
+        return [
+            {"region": pol.region, "version": pol.version, "values": _policy_values(pol)}
+            for pol in engine.settings.policies.values()
+        ]
+
+    return app
+
+
+def _with_body(endpoint: Callable[..., Any], model: type[m.Body] | None) -> None:
+    """Show FastAPI a generated endpoint's real parameters: its `**kw` replaced by a
+    `body: model` parameter, or by nothing."""
+    sig = inspect.signature(endpoint, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    if model is not None:
+        params.append(inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=model))
+    endpoint.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+
+
+def _coverage(cov: Any) -> dict[str, Any]:
+    data = m.plain(cov)
+    data["parts"] = [{"part": p[0], "rule_id": p[1], "reason": p[2]} if isinstance(p, list)
+                     else p for p in data["parts"]]  # fmt: skip
+    return dict(data)
+
+
+def _policy_values(pol: Policy) -> dict[str, Any]:
+    return pol.to_document()
+
+
+def _audit_page(
+    engine: FilingEngine,
+    filters: dict[str, Any],
+    after: int | None,
+    n: int,
+    regions: list[str] | None = None,
+) -> Response:
+    sql = "SELECT * FROM audit_record WHERE 1 = 1"
+    params: dict[str, Any] = {"n": n + 1}
+    if filters.get("filing_id"):
+        sql += " AND filing_id = :fid"
+        params["fid"] = filters["filing_id"]
+    if filters.get("events"):
+        names = [f":e{i}" for i in range(len(filters["events"]))]
+        sql += f" AND event IN ({', '.join(names)})"
+        params.update({f"e{i}": e for i, e in enumerate(filters["events"])})
+    if filters.get("since"):
+        sql += " AND at >= :since"
+        params["since"] = filters["since"]
+    if filters.get("until"):
+        sql += " AND at < :until"
+        params["until"] = filters["until"]
+    if regions:
+        clauses = []
+        for i, region in enumerate(regions):
+            prefix = region
+            while prefix.endswith("00") and len(prefix) > 2:
+                prefix = prefix[:-2]
+            params[f"r{i}"] = prefix + "%"
+            clauses.append(
+                f"filing_id IN (SELECT id FROM filing_record WHERE insured_region LIKE :r{i}"
+                f" UNION SELECT id FROM admission_record WHERE insured_region LIKE :r{i})"
+            )
+        sql += " AND (" + " OR ".join(clauses) + ")"
+    if after is not None:
+        sql += " AND seq > :after"
+        params["after"] = after
+    with engine.store.read() as tx:
+        rows = tx.all(sql + " ORDER BY seq LIMIT :n", params)
+    more = len(rows) > n
+    items = [
+        m.AuditOut.model_validate({**r, "inputs": json.loads(r["inputs"])}).model_dump(mode="json")
+        for r in rows[:n]
+    ]
+    return JSONResponse(
+        {"items": items, "next_cursor": encode_cursor(rows[n - 1]["seq"]) if more else None}
+    )
+
+
+def _handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiProblem)
+    async def on_problem(_request: Request, exc: ApiProblem) -> Response:
+        return problem_of(exc)
+
+    @app.exception_handler(FilingError)
+    async def on_filing_error(_request: Request, exc: FilingError) -> Response:
+        if isinstance(exc, FilingNotFound):
+            return problem(404, "not_found", "no such object visible to this key")
+        return problem_of(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_request: Request, exc: RequestValidationError) -> Response:
+        # Never echo the input: it may be an ID number.
+        errors = [
+            {"field": ".".join(str(x) for x in e["loc"][1:]) or str(e["loc"][0]),
+             "problem": str(e["msg"])}
+            for e in exc.errors()
+        ]  # fmt: skip
+        first = errors[0] if errors else {"field": "-", "problem": "invalid"}
+        return problem(
+            422, "invalid_input", f"{first['field']}: {first['problem']}",
+            field=first["field"], errors=errors,
+        )  # fmt: skip
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_request: Request, exc: Exception) -> Response:
+        return problem_of(exc)
+
+
+def openapi_document(engine: FilingEngine) -> dict[str, Any]:
+    return create_app(engine).openapi()

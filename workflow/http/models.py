@@ -1,0 +1,316 @@
+"""Request and response bodies of the HTTP API (pydantic, as FastAPI expects).
+
+Requests forbid unknown fields, so a body cannot set what only the engine sets (state,
+version, organisation, audit fields): FastAPI answers 422 naming the field. Responses carry
+masked personal data only: a person is `person_masked`, never the number or its lookup hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from states.vocabulary import Channel, Document, FilingState, Institution, InsuranceType, Kind
+
+ID_NUMBER = Field(
+    min_length=15,
+    max_length=18,
+    description="resident ID number (居民身份证号码); checked, masked and hashed on arrival",
+)
+REGION = Field(pattern=r"^\d{6}$", description="GB/T 2260 region code")
+SUBJECT_ID = r"^[0-9a-z]{1,32}$"
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FilingIn(Body):
+    """A new filing (a draft), or a change's replacement (L5)."""
+
+    id_number: str = ID_NUMBER
+    kind: Kind
+    insurance_type: InsuranceType
+    insured_region: str = REGION
+    treatment_region: str = REGION
+    start_date: date | None = None
+    documents: list[Document] = Field(default_factory=list, max_length=32)
+    by_commitment: bool = False
+    student: bool = False
+    flexible_employment: bool = False
+    consent_given: bool = False
+    card_number: str | None = Field(default=None, max_length=32)
+    card_settlement_enabled: bool | None = None
+    admission_id: str | None = Field(default=None, pattern=SUBJECT_ID)
+
+
+class ReasonIn(Body):
+    reason: str = Field(min_length=1, max_length=40, description="a reason code, never text")
+
+
+class OptionalReasonIn(Body):
+    reason: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class DocumentsIn(Body):
+    documents: list[Document] = Field(max_length=32)
+
+
+class PersonIn(Body):
+    id_number: str = ID_NUMBER
+    effective_only: bool = False
+
+
+class StopInsuranceIn(Body):
+    id_number: str = ID_NUMBER
+    insurance_type: InsuranceType
+
+
+class AdmissionIn(Body):
+    id_number: str = ID_NUMBER
+    insurance_type: InsuranceType
+    insured_region: str = REGION
+    treatment_region: str = REGION
+    hospital_code: str = Field(min_length=1, max_length=32)
+    admitted_on: date
+    institution: Institution = Institution.HOSPITAL
+    networked: bool = True
+    care: str = Field(default="inpatient", max_length=24)
+    emergency: bool = False
+    referral: bool = False
+    transfer_first: bool = False
+    chronic_enabled: bool = False
+    chronic_declared: bool = False
+
+
+class DischargeIn(Body):
+    discharged_on: date
+    system_fault: bool = False
+
+
+class FireIn(Body):
+    subject_id: str = Field(pattern=SUBJECT_ID)
+    kind: str = Field(min_length=1, max_length=32)
+    due_at: datetime
+
+
+class FireDueIn(Body):
+    limit: int = Field(default=500, ge=1, le=10_000)
+
+
+class CheckpointIn(Body):
+    count: int = Field(ge=0)
+    head_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+class FilingOut(BaseModel):
+    id: str
+    version: int
+    state: FilingState
+    kind: Kind
+    insurance_type: InsuranceType
+    insured_region: str
+    treatment_region: str
+    person_masked: str
+    channel: Channel
+    filed_by: str
+    on_behalf: bool
+    policy_region: str
+    policy_version: str
+    start_date: date
+    created_at: datetime
+    updated_at: datetime
+    documents: list[str]
+    by_commitment: bool
+    student: bool
+    flexible_employment: bool
+    consent_given: bool
+    effective_on: date | None
+    valid_until: date | None
+    lock_until: date | None
+    entitlement_pending: bool
+    supersedes: str | None
+    reason: str | None
+    admission_id: str | None
+    deemed: bool
+    hospital_reviewed: bool
+    continues_deductible: bool
+
+
+class ChangeOut(BaseModel):
+    old: FilingOut
+    new: FilingOut
+
+
+class AdmissionOut(BaseModel):
+    id: str
+    version: int
+    status: str
+    person_masked: str
+    insurance_type: str
+    insured_region: str
+    treatment_region: str
+    hospital_code: str
+    institution: str
+    networked: bool
+    care: str
+    admitted_on: date
+    emergency: bool
+    referral: bool
+    transfer_first: bool
+    chronic_enabled: bool
+    chronic_declared: bool
+    policy_region: str
+    policy_version: str
+    hospital_org: str | None
+    created_at: datetime
+    updated_at: datetime
+    discharged_on: date | None
+    settlement: str | None
+    settled_at: datetime | None
+    system_fault: bool
+    deemed_filing_id: str | None
+    route: str | None
+    route_rule: str | None
+    extension: str | None
+    claim_id: str | None
+
+
+class CoverageOut(BaseModel):
+    admission_id: str
+    day: date
+    basis: str
+    filing_id: str | None
+    direct_settlement: bool
+    reimbursable: bool
+    ratio_reduction_points: int
+    ratio_percent_of_local: int
+    continues_deductible: bool
+    manual: dict[str, Any] | None
+    rule_id: str
+    parts: list[dict[str, Any]]
+
+
+class DischargeOut(BaseModel):
+    admission: AdmissionOut
+    coverage: CoverageOut
+
+
+class ClaimOut(BaseModel):
+    id: str
+    version: int
+    status: str
+    admission_id: str
+    route_rule: str
+    counted_from: date
+    last_day: date
+    due_at: datetime
+    provisional: bool
+    documents_required: list[Any]
+    documents_supplied: list[str]
+    self_share_first_percent: int
+    reduction_percent: int
+
+
+class AuditOut(BaseModel):
+    seq: int
+    filing_id: str | None
+    event: str
+    from_state: str | None
+    to_state: str | None
+    outcome: str
+    rule_id: str | None
+    reason: str
+    inputs: dict[str, Any]
+    actor_id: str
+    actor_role: str
+    actor_org: str | None
+    channel: str
+    on_behalf: bool
+    policy_region: str | None
+    policy_version: str | None
+    request_id: str
+    correlation_id: str
+    at: datetime
+    prev_hash: str
+    hash: str
+
+
+class DeadlineOut(BaseModel):
+    kind: str
+    due_at: datetime
+    fired_at: datetime | None
+    outcome: str | None
+    provisional: bool
+    rule_id: str
+
+
+class FilingPage(BaseModel):
+    items: list[FilingOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: end")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    next_cursor: str | None
+
+
+class CheckpointOut(BaseModel):
+    count: int
+    head_hash: str
+
+
+class VerificationOut(BaseModel):
+    ok: bool
+    count: int
+    head_hash: str
+    problems: list[str]
+
+
+class BatchOut(BaseModel):
+    result: dict[str, Any]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with the engine's fields where they apply."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str
+    code: str
+    rule_id: str | None = None
+    field: str | None = None
+    subject_id: str | None = None
+    event: str | None = None
+    state: str | None = None
+    inputs: dict[str, Any] | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+def plain(value: Any) -> Any:
+    """A domain object as JSON-ready data: dataclasses to dicts, enums to their values, sets
+    to sorted lists; the person's lookup hash is dropped (a response shows the masked form)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name not in ("person_key", "extra")
+        }
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, frozenset | set):
+        return sorted(plain(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value

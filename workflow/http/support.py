@@ -1,0 +1,525 @@
+"""What every route shares: request ids, problem responses, authentication, rate limits,
+object visibility, denied-call audit records, idempotency and version preconditions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from limits import parse, storage, strategies
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from states.errors import (
+    ConcurrentUpdate,
+    FilingError,
+    FilingNotFound,
+    InvalidInput,
+    PolicyConfigError,
+    TransitionRefused,
+)
+from states.regions import contains
+from states.vocabulary import Channel, Outcome, Role
+from workflow import audit
+from workflow.api import FilingEngine
+from workflow.keys import Principal
+from workflow.store import Row, Tx
+
+PROBLEM = "application/problem+json"
+_RID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+request_ids: ContextVar[tuple[str, str]] = ContextVar("request_ids", default=("-", "-"))
+
+
+def log() -> Any:
+    return structlog.get_logger("workflow.http")
+
+
+# -- problems --------------------------------------------------------------------------------
+
+
+class ApiProblem(Exception):
+    """An answer other than success that no domain error stands for (401, 403, 404...)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Unprocessable request",
+    428: "Precondition required",
+    429: "Too many requests",
+    500: "Internal error",
+}
+
+
+def problem(
+    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:filing:problem:{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "request_id": request_ids.get()[0],
+        "code": code,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=dict(headers or {}))
+
+
+def problem_of(exc: Exception) -> JSONResponse:
+    """The response for an error a route raised. Messages are the errors' own, which carry
+    ids and rule ids, never personal data; anything unexpected is a bare 500."""
+    if isinstance(exc, ApiProblem):
+        return problem(exc.status, exc.code, exc.detail, exc.headers, **exc.extra)
+    if isinstance(exc, InvalidInput):
+        return problem(422, "invalid_input", str(exc), rule_id=exc.rule_id, field=exc.field)
+    if isinstance(exc, TransitionRefused):
+        return problem(
+            409,
+            "refused",
+            exc.reason,
+            rule_id=exc.rule_id,
+            subject_id=exc.filing_id,
+            event=exc.event,
+            state=exc.state,
+            inputs=exc.inputs,
+        )
+    if isinstance(exc, ConcurrentUpdate):
+        return problem(
+            412,
+            "stale_version",
+            f"{exc.filing_id} is no longer at version {exc.expected_version}: read it again",
+            subject_id=exc.filing_id,
+        )
+    if isinstance(exc, FilingNotFound):
+        return problem(404, "not_found", "no such object visible to this key")
+    if isinstance(exc, FilingError) and not isinstance(exc, PolicyConfigError):
+        return problem(400, "refused", str(exc), rule_id=exc.rule_id)
+    log().error("http.unexpected_error", error_type=type(exc).__name__)
+    return problem(500, "internal", "the request failed; its request id is in the service log")
+
+
+# -- middleware --------------------------------------------------------------------------------
+
+
+class Edge:
+    """Pure ASGI middleware, outermost: gives each request its ids, refuses an oversized
+    body before it is read, and logs one line per request (route template, never the body)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app, self.max_body = app, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        rid = given if _RID.match(given) else secrets.token_hex(16)
+        cid = headers.get("x-correlation-id", "")
+        ids = (rid, cid if _RID.match(cid) else rid)
+        token = request_ids.set(ids)
+        started = time.perf_counter()
+        status = 500
+        started_response = False
+
+        async def send_with_ids(message: Message) -> None:
+            nonlocal status, started_response
+            if message["type"] == "http.response.start":
+                started_response = True
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            length = headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                await problem(
+                    413, "too_large", f"request bodies are limited to {self.max_body} bytes"
+                )(scope, receive, send_with_ids)
+                return
+            await self.app(scope, self._bounded(receive), send_with_ids)
+        except Exception as exc:
+            # Answered here, inside the request's ids, and never re-raised: a server's own
+            # error page would carry a stack trace.
+            if started_response:
+                log().error("http.failed_mid_response", error_type=type(exc).__name__)
+                return
+            await problem_of(exc)(scope, receive, send_with_ids)
+        finally:
+            route = scope.get("route")
+            log().info(
+                "http.request",
+                method=scope["method"],
+                route=getattr(route, "path", "-"),
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+                request_id=rid,
+                key_id=scope.get("state", {}).get("key_id"),
+            )
+            request_ids.reset(token)
+
+    def _bounded(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise ApiProblem(
+                        413, "too_large", f"request bodies are limited to {self.max_body} bytes"
+                    )
+            return message
+
+        return bounded
+
+
+# -- authentication, rate limits, access ------------------------------------------------------
+
+
+class RateLimit:
+    """Per caller: the key id, or the client address before authentication (`limits`)."""
+
+    def __init__(self, rate: str, storage_uri: str) -> None:
+        self.item = parse(rate)
+        self.limiter = strategies.SlidingWindowCounterRateLimiter(
+            storage.storage_from_string(storage_uri)
+        )
+
+    def check(self, caller: str) -> None:
+        if self.limiter.hit(self.item, caller):
+            return
+        reset = self.limiter.get_window_stats(self.item, caller).reset_time
+        wait = max(1, int(reset - time.time() + 0.999))
+        raise ApiProblem(
+            429,
+            "rate_limited",
+            f"more than {self.item} from this caller; retry after {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route as the audit trail names it: `POST /filings/{filing_id}/submit`."""
+
+    method: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def route_of(request: Request) -> Route:
+    r = request.scope.get("route")
+    return Route(request.method, getattr(r, "path", request.url.path))
+
+
+_ANONYMOUS = Principal("-", Role.INSURED, Channel.WEB_HALL, None, None, None, False, (), "-")
+
+
+def deny(
+    engine: FilingEngine,
+    principal: Principal | None,
+    route: Route,
+    status: int,
+    reason: str,
+    *,
+    subject_id: str | None = None,
+    policy: tuple[str | None, str | None] = (None, None),
+) -> None:
+    """Record a denied call in the audit trail (event `access`, outcome denied), then log it."""
+    rid, cid = request_ids.get()
+    who = principal or _ANONYMOUS
+    record = {
+        "filing_id": subject_id,
+        "event": "access",
+        "from_state": None,
+        "to_state": None,
+        "outcome": Outcome.DENIED.value,
+        "rule_id": None,
+        "reason": reason,
+        "inputs": audit.canonical_inputs(
+            {"route": str(route), "status": status, "key_id": principal and principal.key_id}
+        ),
+        "actor_id": f"key:{who.key_id}" if principal else "anonymous",
+        "actor_role": who.role.value if principal else "anonymous",
+        "actor_org": who.organisation,
+        "channel": who.channel.value if principal else "unknown",
+        "on_behalf": who.on_behalf,
+        "policy_region": policy[0],
+        "policy_version": policy[1],
+        "request_id": rid,
+        "correlation_id": cid,
+        "at": engine.clock(),
+    }
+    with engine.store.write() as tx:
+        seq = audit.append(tx, record)["seq"]
+    log().warning(
+        "http.access_denied",
+        route=str(route),
+        status=status,
+        key_id=principal and principal.key_id,
+        subject_id=subject_id,
+        audit_seq=seq,
+        request_id=rid,
+    )
+
+
+_HOSPITAL_TOUCHED = (
+    "SELECT 1 FROM audit_record WHERE filing_id = :id AND actor_org = :org "
+    "AND actor_role = 'hospital' AND outcome = 'applied' LIMIT 1"
+)
+
+
+def sees_filing(tx: Tx, p: Principal, row: Row) -> bool:
+    """Whether a key may see a filing: its person's own (insured), one of its admissions' or
+    one it acted on (hospital), one insured in its regions (officer, auditor), any (admin)."""
+    if p.role is Role.ADMINISTRATOR:
+        return True
+    if p.role is Role.INSURED:
+        return p.person_key is not None and hmac.compare_digest(row["person_key"], p.person_key)
+    if p.role is Role.HOSPITAL:
+        if row["admission_id"] is not None:
+            org = tx.scalar(
+                "SELECT hospital_org FROM admission_record WHERE id = :id",
+                {"id": row["admission_id"]},
+            )
+            if org is not None and org == p.organisation:
+                return True
+        return tx.one(_HOSPITAL_TOUCHED, {"id": row["id"], "org": p.organisation}) is not None
+    return p.covers_region(row["insured_region"])
+
+
+def sees_admission(p: Principal, row: Row) -> bool:
+    if p.role is Role.ADMINISTRATOR:
+        return True
+    if p.role is Role.INSURED:
+        return p.person_key is not None and hmac.compare_digest(row["person_key"], p.person_key)
+    if p.role is Role.HOSPITAL:
+        return row["hospital_org"] is not None and row["hospital_org"] == p.organisation
+    return p.covers_region(row["insured_region"])
+
+
+def scope_sql(p: Principal) -> tuple[str, dict[str, Any]]:
+    """The filings a key may see, as a WHERE clause over filing_record (see `sees_filing`)."""
+    if p.role is Role.ADMINISTRATOR:
+        return "1 = 1", {}
+    if p.role is Role.INSURED:
+        return "person_key = :scope_person", {"scope_person": p.person_key or "-"}
+    if p.role is Role.HOSPITAL:
+        return (
+            "(admission_id IN (SELECT id FROM admission_record WHERE hospital_org = :scope_org)"
+            " OR id IN (SELECT filing_id FROM audit_record WHERE actor_org = :scope_org"
+            " AND actor_role = 'hospital' AND outcome = 'applied'))",
+            {"scope_org": p.organisation or "-"},
+        )
+    if not p.regions:
+        return "1 = 1", {}
+    clauses, params = [], {}
+    for i, region in enumerate(p.regions):
+        prefix = region
+        while prefix.endswith("00") and len(prefix) > 2:
+            prefix = prefix[:-2]
+        clauses.append(f"insured_region LIKE :scope_r{i}")
+        params[f"scope_r{i}"] = prefix + "%"
+    return "(" + " OR ".join(clauses) + ")", params
+
+
+def region_allowed(p: Principal, region: str) -> bool:
+    return not p.regions or any(contains(r, region) for r in p.regions)
+
+
+# -- cursors ---------------------------------------------------------------------------------
+
+
+def encode_cursor(value: str | int) -> str:
+    raw = json.dumps({"after": value}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, kind: type[str] | type[int]) -> Any:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        value = None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ApiProblem(422, "invalid_cursor", "cursor: not a cursor this API gave out",
+                         field="cursor")  # fmt: skip
+    return value
+
+
+# -- preconditions and idempotency -----------------------------------------------------------
+
+_ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an `If-Match` names. Required on transitions (428 without it); `*` says
+    the caller accepts whatever the current version is."""
+    if if_match is None:
+        raise ApiProblem(
+            428,
+            "precondition_required",
+            'transitions need If-Match: the ETag of the version you read, e.g. If-Match: "3"',
+        )
+    if if_match.strip() == "*":
+        return None
+    m = _ETAG.match(if_match.strip())
+    if m is None:
+        raise ApiProblem(
+            412, "stale_version", 'If-Match must be one ETag this API gave out, e.g. "3"'
+        )
+    return int(m.group(1))
+
+
+_IDEM = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+
+
+class Idempotency:
+    """`Idempotency-Key` on creating requests, scoped to the caller's key: the first request
+    runs and its answer is stored; a replay gets that answer; the same key with another body
+    is 422; a duplicate while the first still runs is 409. A 5xx is not stored (retry)."""
+
+    def __init__(self, engine: FilingEngine, hours: int) -> None:
+        self.engine, self.ttl = engine, timedelta(hours=hours)
+
+    def fingerprint(self, route: Route, body: Mapping[str, Any]) -> str:
+        # Keyed: the body may hold an ID number, so a plain hash could be reversed by trying.
+        blob = json.dumps([str(route), body], sort_keys=True, default=str).encode()
+        return hmac.new(self.engine.settings.person_key, blob, hashlib.sha256).hexdigest()
+
+    def run(
+        self,
+        p: Principal,
+        key: str | None,
+        route: Route,
+        body: Mapping[str, Any],
+        work: Callable[[], Response],
+    ) -> Response:
+        if key is None:
+            return _answer(work)
+        if not _IDEM.match(key):
+            raise ApiProblem(
+                422,
+                "invalid_input",
+                "Idempotency-Key: 8 to 64 letters, digits or ._:-",
+                field="Idempotency-Key",
+            )
+        fp = self.fingerprint(route, body)
+        stored = self._begin(p.key_id, key, fp)
+        if stored is not None:
+            return stored
+        response = _answer(work)
+        store = self.engine.store
+        with store.write(chained=False) as tx:
+            if response.status_code >= 500:
+                tx.run(
+                    "DELETE FROM idempotency_record WHERE key_id = :k AND idempotency_key = :i",
+                    {"k": p.key_id, "i": key},
+                )
+            else:
+                tx.run(
+                    "UPDATE idempotency_record SET status = :s, body = :b "
+                    "WHERE key_id = :k AND idempotency_key = :i",
+                    {"s": response.status_code, "b": bytes(response.body).decode(),
+                     "k": p.key_id, "i": key},
+                )  # fmt: skip
+        return response
+
+    def _begin(self, key_id: str, key: str, fp: str) -> Response | None:
+        now = self.engine.clock()
+        store = self.engine.store
+        rid = request_ids.get()[0]
+        try:
+            with store.write(chained=False) as tx:
+                row = tx.one(
+                    "SELECT * FROM idempotency_record WHERE key_id = :k AND idempotency_key = :i",
+                    {"k": key_id, "i": key},
+                )
+                if row is not None and row["created_at"] < now - self.ttl:
+                    tx.run(
+                        "DELETE FROM idempotency_record WHERE key_id = :k AND idempotency_key = :i",
+                        {"k": key_id, "i": key},
+                    )
+                    row = None
+                if row is None:
+                    tx.run(
+                        "INSERT INTO idempotency_record (key_id, idempotency_key, fingerprint, "
+                        "request_id, status, body, created_at) "
+                        "VALUES (:k, :i, :f, :r, NULL, NULL, :at)",
+                        {"k": key_id, "i": key, "f": fp, "r": rid, "at": now},
+                    )
+                    return None
+        except store.integrity_error:
+            row = None  # another request with this key inserted first (PostgreSQL)
+        if row is None or row["status"] is None:
+            raise ApiProblem(
+                409,
+                "request_in_progress",
+                "a request with this Idempotency-Key is still being processed; retry later",
+            )
+        if not hmac.compare_digest(row["fingerprint"], fp):
+            raise ApiProblem(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with another request body or route",
+                field="Idempotency-Key",
+            )
+        body = row["body"] or "{}"
+        headers = {"Idempotent-Replayed": "true"}
+        version = json.loads(body).get("version") if row["status"] < 300 else None
+        if isinstance(version, int):
+            headers["ETag"] = etag(version)
+        media = "application/json" if row["status"] < 400 else PROBLEM
+        return Response(body, status_code=row["status"], media_type=media, headers=headers)
+
+
+def _answer(work: Callable[[], Response]) -> Response:
+    try:
+        return work()
+    except Exception as exc:  # every failure becomes a problem response
+        return problem_of(exc)
