@@ -333,6 +333,7 @@ class FilingEngine:
         actor: Actor,
         *,
         system_fault: bool = False,
+        expected_version: int | None = None,
         request_id: str | None = None,
         correlation_id: str | None = None,
     ) -> tuple[Admission, Coverage]:
@@ -344,6 +345,7 @@ class FilingEngine:
             actor,
             Request.new(request_id, correlation_id),
             system_fault=system_fault,
+            expected_version=expected_version,
         )
 
     def request_extension(
@@ -371,11 +373,17 @@ class FilingEngine:
         actor: Actor,
         supplied: frozenset[Document],
         *,
+        expected_version: int | None = None,
         request_id: str | None = None,
         correlation_id: str | None = None,
     ) -> Admission:
         return self._service.extension(
-            admission_id, event, actor, Request.new(request_id, correlation_id), supplied
+            admission_id,
+            event,
+            actor,
+            Request.new(request_id, correlation_id),
+            supplied,
+            expected_version=expected_version,
         )
 
     def coverage(
@@ -401,13 +409,18 @@ class FilingEngine:
         actor: Actor,
         documents: Iterable[Document | str],
         *,
+        expected_version: int | None = None,
         request_id: str | None = None,
         correlation_id: str | None = None,
     ) -> Claim:
         """P5, P6: file a manual reimbursement claim with its documents before its deadline."""
         supplied = frozenset(_enum(Document, d, "documents", "P5") for d in documents)
         return self._service.file_claim(
-            claim_id, supplied, actor, Request.new(request_id, correlation_id)
+            claim_id,
+            supplied,
+            actor,
+            Request.new(request_id, correlation_id),
+            expected_version=expected_version,
         )
 
     def fire_deadline(

@@ -351,6 +351,7 @@ class HospitalSide:
         request: Request,
         *,
         system_fault: bool = False,
+        expected_version: int | None = None,
     ) -> tuple[Admission, Coverage]:
         """出院结算: decide coverage, settle directly or route to manual reimbursement (P5) with
         a claim and its deadline (P6). A deemed filing ends here: it lapses where a window to
@@ -359,7 +360,7 @@ class HospitalSide:
 
         def work(tx: Tx, journal: Journal) -> tuple[Admission, Coverage] | _Refused:
             now = self._now()
-            adm, policy = self._admission_and_policy(tx, admission_id)
+            adm, policy = self._admission_and_policy(tx, admission_id, expected_version)
             refused = self._admission_event(tx, adm, "discharge", actor, request, journal)
             if refused is not None:
                 return refused
@@ -437,6 +438,7 @@ class HospitalSide:
         actor: Actor,
         request: Request,
         supplied: frozenset[Document] = frozenset(),
+        expected_version: int | None = None,
     ) -> Admission:
         """E6: request (hospital or person, with the hospital's documents), grant or refuse
         (agency) the extension of a referred stay past the region's threshold."""
@@ -444,7 +446,7 @@ class HospitalSide:
 
         def work(tx: Tx, journal: Journal) -> Admission | _Refused:
             now = self._now()
-            adm, policy = self._admission_and_policy(tx, admission_id)
+            adm, policy = self._admission_and_policy(tx, admission_id, expected_version)
             refused = self._admission_event(tx, adm, event, actor, request, journal)
             if refused is not None:
                 return refused
@@ -538,6 +540,8 @@ class HospitalSide:
         documents: frozenset[Document],
         actor: Actor,
         request: Request,
+        *,
+        expected_version: int | None = None,
     ) -> Claim:
         """P5, P6: file a manual reimbursement claim with its documents, before its deadline."""
         _check_request(actor, request)
@@ -545,6 +549,8 @@ class HospitalSide:
         def work(tx: Tx, journal: Journal) -> Claim | _Refused:
             now = self._now()
             claim = self._load_claim(tx, claim_id)
+            if expected_version is not None and claim.claim.version != expected_version:
+                raise ConcurrentUpdate(claim_id, expected_version)
             policy = self._policy(
                 tx, claim.policy_region_version[0], claim.policy_region_version[1]
             )
@@ -1254,8 +1260,14 @@ class HospitalSide:
             raise FilingNotFound(admission_id)
         return _admission_from_row(row)
 
-    def _admission_and_policy(self, tx: Tx, admission_id: str) -> tuple[Admission, Policy]:
+    def _admission_and_policy(
+        self, tx: Tx, admission_id: str, expected_version: int | None = None
+    ) -> tuple[Admission, Policy]:
+        """The admission, in the write transaction that holds the write lock: a version check
+        here is as good as one in the UPDATE (optimistic concurrency, as for filings)."""
         adm = self._load_admission(tx, admission_id)
+        if expected_version is not None and adm.version != expected_version:
+            raise ConcurrentUpdate(admission_id, expected_version)
         return adm, self._policy(tx, adm.policy_region, adm.policy_version)
 
     def _save_admission(self, tx: Tx, adm: Admission, now: datetime) -> None:
