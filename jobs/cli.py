@@ -1,6 +1,7 @@
 """The `filing` command: the operator and auditor commands of workflow.cli, plus the scheduler
-daemon's (`filing daemon run | once | status`). `main` is workflow.cli's, run once this
-module has added the daemon's commands to its app."""
+daemon's (`filing daemon run | once | status`), the API keys' (`filing keys`) and the service
+(`filing serve`: the HTTP API with the scheduler in the same process). `main` is
+workflow.cli's, run once this module has added its commands to the app."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from jobs.daemon import Daemon, run_once, status
 from jobs.notify import Notifier, WebhookNotifier
 from workflow.api import FilingEngine
 from workflow.cli import ConfigOpt, DatabaseOpt, _open, app, main
+from workflow.cli_keys import keys_app
 from workflow.config import check_webhook_url
 
 daemon_app = typer.Typer(help="The scheduler daemon: deadlines, reminders, heartbeat.")
 app.add_typer(daemon_app, name="daemon")
+app.add_typer(keys_app, name="keys")
 
 WebhookOpt = Annotated[
     str | None,
@@ -60,6 +63,45 @@ def show_status(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> N
     """The heartbeat as JSON: due backlog and lag, failing rows, the outbox, every daemon."""
     with _open(config, database_url, read_only=True) as engine:
         typer.echo(json.dumps(status(engine), ensure_ascii=False, indent=2))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="overrides config.toml's http.host")] = None,
+    port: Annotated[int | None, typer.Option(help="overrides config.toml's http.port")] = None,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            help="run the scheduler daemon in this process (turn off where daemons run apart)"
+        ),
+    ] = True,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    webhook_url: WebhookOpt = None,
+) -> None:
+    """Run the HTTP API, with the scheduler inside by default, until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    from workflow.http import create_app
+
+    engine = _open(config, database_url)
+    daemon = Daemon(engine, notifier=_notifier(engine, webhook_url)) if scheduler else None
+    http = engine.settings.http
+    try:
+        if daemon is not None:
+            daemon.start()  # catches up on anything overdue before the first request
+        uvicorn.run(
+            create_app(engine),
+            host=host or http.host,
+            port=port or http.port,
+            log_config=None,  # our structlog setup renders uvicorn's lines too
+            access_log=False,  # one line per request comes from the API itself
+            server_header=False,
+        )
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        engine.close()
 
 
 if __name__ == "__main__":
