@@ -6,6 +6,7 @@ workflow.cli's, run once this module has added its commands to the app."""
 from __future__ import annotations
 
 import json
+import signal
 from typing import Annotated
 
 import typer
@@ -87,6 +88,10 @@ def serve(
     engine = _open(config, database_url)
     daemon = Daemon(engine, notifier=_notifier(engine, webhook_url)) if scheduler else None
     http = engine.settings.http
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
+    # handler it found: make that one a no-op, so the scheduler below is stopped cleanly too.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     try:
         if daemon is not None:
             daemon.start()  # catches up on anything overdue before the first request

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -706,6 +706,39 @@ def create_app(engine: FilingEngine) -> FastAPI:
         api.allow(p, _ADMIN, route_of(request))
         batch = engine.fire_due(limit=body.limit, request_id=api.ids()["request_id"])
         return {"result": m.plain(batch)}
+
+    @app.post("/deadlines/recompute", operation_id="recomputeProvisional", tags=["operations"])
+    def recompute(request: Request, p: Caller) -> dict[str, Any]:
+        """C6: recount provisional deadlines whose year the calendar now knows (audited)."""
+        api.allow(p, _ADMIN, route_of(request))
+        changed = engine.recompute_provisional(request_id=api.ids()["request_id"])
+        return {"result": m.plain(changed)}
+
+    @app.get("/filings/{filing_id}/reminders", operation_id="getReminders", tags=["filings"])
+    def reminders(filing_id: str, request: Request, p: Caller) -> list[dict[str, Any]]:
+        """The reminders written for the filing (the outbox), delivered or not."""
+        route = route_of(request)
+        api.allow(p, _READERS, route)
+        api.filing_row(p, filing_id, route)
+        return [
+            {k: v for k, v in m.plain(r).items() if k != "payload"}
+            for r in engine.reminders(filing_id)
+        ]
+
+    @app.get("/calendar/{year}", operation_id="getCalendar", tags=["policies"])
+    def calendar(
+        year: Annotated[int, Path(ge=1900, le=2200)], request: Request, p: Caller
+    ) -> dict[str, Any]:
+        """The working-day calendar in force for a year (C6): holidays, swapped working
+        days, and whether the year is known (unknown: weekends only, deadlines provisional)."""
+        api.allow(p, _READERS, route_of(request))
+        cal = engine.calendar
+        return {
+            "year": year,
+            "known": year in cal.known_years,
+            "holidays": sorted(str(d) for d in cal.holidays if d.year == year),
+            "workdays": sorted(str(d) for d in cal.workdays if d.year == year),
+        }
 
     # -- audit -------------------------------------------------------------------------------
 

@@ -172,7 +172,13 @@ class Edge:
                     413, "too_large", f"request bodies are limited to {self.max_body} bytes"
                 )(scope, receive, send_with_ids)
                 return
-            await self.app(scope, self._bounded(receive), send_with_ids)
+            buffered = await self._buffered(receive)
+            if buffered is None:
+                await problem(
+                    413, "too_large", f"request bodies are limited to {self.max_body} bytes"
+                )(scope, receive, send_with_ids)
+                return
+            await self.app(scope, buffered, send_with_ids)
         except Exception as exc:
             # Answered here, inside the request's ids, and never re-raised: a server's own
             # error page would carry a stack trace.
@@ -193,21 +199,28 @@ class Edge:
             )
             request_ids.reset(token)
 
-    def _bounded(self, receive: Receive) -> Receive:
+    async def _buffered(self, receive: Receive) -> Receive | None:
+        """The request body read whole before the app runs, then replayed to it; None once it
+        passes the limit. A body sent without Content-Length (chunked) is refused here like
+        one that states its size: an error raised while FastAPI reads the body would become
+        its own 400."""
+        messages: list[Message] = []
         seen = 0
-
-        async def bounded() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise ApiProblem(
-                        413, "too_large", f"request bodies are limited to {self.max_body} bytes"
-                    )
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                return None
+            if not message.get("more_body", False):
+                break
 
-        return bounded
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        return replay
 
 
 # -- authentication, rate limits, access ------------------------------------------------------
@@ -417,6 +430,9 @@ def expected_version(if_match: str | None) -> int | None:
 
 
 _IDEM = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+# A first attempt still unanswered after this long died (no request runs near this long: the
+# database's busy timeout is seconds): a retry may take its place, unless it committed.
+STALE = timedelta(minutes=2)
 
 
 class Idempotency:
@@ -486,6 +502,23 @@ class Idempotency:
                         {"k": key_id, "i": key},
                     )
                     row = None
+                if row is not None and row["status"] is None and row["created_at"] < now - STALE:
+                    committed = self._committed(tx, row)
+                    if committed is None and hmac.compare_digest(row["fingerprint"], fp):
+                        tx.run(
+                            "UPDATE idempotency_record SET request_id = :r, created_at = :at "
+                            "WHERE key_id = :k AND idempotency_key = :i",
+                            {"r": rid, "at": now, "k": key_id, "i": key},
+                        )
+                        return None  # the first attempt died before it wrote anything
+                    if committed is not None:
+                        raise ApiProblem(
+                            409,
+                            "outcome_committed",
+                            "the first request with this Idempotency-Key was applied but its "
+                            "answer was never stored; read the subject it created",
+                            subject_id=committed,
+                        )
                 if row is None:
                     tx.run(
                         "INSERT INTO idempotency_record (key_id, idempotency_key, fingerprint, "
@@ -496,18 +529,18 @@ class Idempotency:
                     return None
         except store.integrity_error:
             row = None  # another request with this key inserted first (PostgreSQL)
-        if row is None or row["status"] is None:
-            raise ApiProblem(
-                409,
-                "request_in_progress",
-                "a request with this Idempotency-Key is still being processed; retry later",
-            )
-        if not hmac.compare_digest(row["fingerprint"], fp):
+        if row is not None and not hmac.compare_digest(row["fingerprint"], fp):
             raise ApiProblem(
                 422,
                 "idempotency_key_reused",
                 "this Idempotency-Key was used with another request body or route",
                 field="Idempotency-Key",
+            )
+        if row is None or row["status"] is None:
+            raise ApiProblem(
+                409,
+                "request_in_progress",
+                "a request with this Idempotency-Key is still being processed; retry later",
             )
         body = row["body"] or "{}"
         headers = {"Idempotent-Replayed": "true"}
@@ -516,6 +549,18 @@ class Idempotency:
             headers["ETag"] = etag(version)
         media = "application/json" if row["status"] < 400 else PROBLEM
         return Response(body, status_code=row["status"], media_type=media, headers=headers)
+
+
+    @staticmethod
+    def _committed(tx: Tx, row: Row) -> str | None:
+        """The subject a stalled first attempt created, if its transaction committed (its
+        request id is in the audit trail), else None."""
+        found = tx.one(
+            "SELECT filing_id FROM audit_record WHERE request_id = :r AND outcome = 'applied' "
+            "ORDER BY seq LIMIT 1",
+            {"r": row["request_id"]},
+        )
+        return None if found is None else str(found["filing_id"])
 
 
 def _answer(work: Callable[[], Response]) -> Response:
