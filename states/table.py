@@ -106,3 +106,32 @@ def mermaid() -> str:
         lines.append(f"    {t.source.value} --> {t.dest.value}: {label}")
     lines += [f"    {s.value} --> [*]" for s in FilingState if s in FINAL_STATES]
     return "\n".join(lines) + "\n"
+
+
+def dot() -> str:
+    """The same diagram in Graphviz's DOT language, for an SVG (`filing diagram --format svg`):
+    one edge per row of the table, final states drawn with a double border."""
+
+    def quoted(text: str) -> str:  # names are snake_case; "\\n" in a label is a line break
+        return '"' + text.replace('"', '\\"') + '"'
+
+    lines = [
+        "digraph filing {",
+        '    graph [rankdir=TB, fontname="Helvetica", nodesep=0.6, ranksep=0.7];',
+        '    node [shape=box, style="rounded", fontname="Helvetica"];',
+        '    edge [fontname="Helvetica", fontsize=10];',
+        '    start [shape=point, width=0.15, label=""];',
+    ]
+    for s in FilingState:
+        shape = ", peripheries=2" if s in FINAL_STATES else ""
+        lines.append(f"    {quoted(s.value)} [label={quoted(s.value)}{shape}];")
+    lines.append(f"    start -> {quoted(FilingState.DRAFT.value)};")
+    for t in TRANSITIONS:
+        label = t.event + (f" [{t.when}]" if t.when else "")
+        if t.guards:
+            label += "\\n" + ",\\n".join(t.guards)
+        lines.append(
+            f"    {quoted(t.source.value)} -> {quoted(t.dest.value)} [label={quoted(label)}];"
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -219,6 +219,16 @@ def test_a_clean_trail_verifies_and_its_checkpoint_counts_every_record(
     assert Checkpoint.from_dict(checkpoint.to_dict()) == checkpoint
 
 
+def test_verification_reports_its_progress_up_to_the_last_record(engine: FilingEngine) -> None:
+    _trail(engine)
+    seen: list[int] = []
+
+    result = engine.verify(progress=seen.append)
+
+    assert result.ok
+    assert seen[-1] == result.count == engine.checkpoint().count
+
+
 def test_each_record_chains_onto_the_one_before(any_engine: FilingEngine) -> None:
     _trail(any_engine)
 

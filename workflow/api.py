@@ -8,7 +8,7 @@ filing = engine.create(...)
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import date, datetime
 from enum import StrEnum
@@ -494,9 +494,15 @@ class FilingEngine:
         """Count and head hash of the audit trail: keep it outside the database."""
         return self._service.checkpoint()
 
-    def verify(self, against: audit.Checkpoint | None = None) -> audit.Verification:
-        """Walk the whole audit chain; with a checkpoint, also detect truncation and rewrites."""
-        return self._service.verify(against)
+    def verify(
+        self,
+        against: audit.Checkpoint | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> audit.Verification:
+        """Walk the whole audit chain; with a checkpoint, also detect truncation and rewrites.
+        `progress` is told the number of records walked, every 10,000 and at the end."""
+        return self._service.verify(against, progress)
 
 
 def _application(

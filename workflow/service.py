@@ -8,7 +8,7 @@ transaction, and then raised as `TransitionRefused`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -148,8 +148,10 @@ class FilingService(HospitalSide):
         self.log = structlog.get_logger("workflow")
         self.store = Store(
             engine,
-            [filing_t, audit_t, deadline_t, policy_t, admission_t, claim_t, outbox_t, daemon_t]
-            + [api_key_t, idempotency_t],
+            [
+                *(filing_t, audit_t, deadline_t, policy_t, admission_t, claim_t),
+                *(outbox_t, daemon_t, api_key_t, idempotency_t),
+            ],
             read_only=read_only,
         )
         self._pinned: dict[tuple[str, str], Policy] = {}
@@ -861,13 +863,31 @@ class FilingService(HospitalSide):
             for r in rows
         ]
 
-    def verify(self, against: audit.Checkpoint | None = None) -> audit.Verification:
+    def verify(
+        self,
+        against: audit.Checkpoint | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> audit.Verification:
         with self.store.read() as tx:
-            return audit.verify(audit.stream(tx), against)
+            records = audit.stream(tx)
+            if progress is not None:
+                records = _counted(records, progress)
+            return audit.verify(records, against)
 
     def checkpoint(self) -> audit.Checkpoint:
         with self.store.read() as tx:
             return audit.head(tx)
+
+
+def _counted(
+    records: Iterator[Mapping[str, Any]], progress: Callable[[int], None], every: int = 10_000
+) -> Iterator[Mapping[str, Any]]:
+    n = 0
+    for n, record in enumerate(records, 1):
+        if n % every == 0:
+            progress(n)
+        yield record
+    progress(n)
 
 
 class _ChangeRefused(Exception):
