@@ -14,6 +14,7 @@ rewritten to `%(name)s` for psycopg.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -47,13 +48,24 @@ class ReadOnlyEngine(FilingError):
 
 class Store:
     def __init__(
-        self, engine: sa.Engine, tables: list[sa.Table], *, read_only: bool = False
+        self,
+        engine: sa.Engine,
+        tables: list[sa.Table],
+        *,
+        read_only: bool = False,
+        busy_seconds: float = 5.0,
     ) -> None:
         self.engine = engine
         self.read_only = read_only
         self.dialect = engine.dialect.name
         self.postgres = self.dialect == "postgresql"
         self.integrity_error: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
+        # SQLite has one writer. Threads of this process queue for it here, woken the moment
+        # it is free, instead of in SQLite's busy handler, which polls with sleeps growing to
+        # 100 ms and so turned contention between HTTP requests into latency spikes. Other
+        # processes still wait in the busy handler, as before.
+        self._writer = threading.Lock()
+        self._writer_wait = busy_seconds
         # Column converters for what sqlite3 returns as text (psycopg returns Python types).
         self._readers: dict[str, Callable[[Any], Any]] = {}
         if not self.postgres:
@@ -78,6 +90,17 @@ class Store:
         lock and run beside chained writes."""
         if self.read_only:
             raise ReadOnlyEngine()
+        # If the wait runs out, go on without the queue: SQLite's busy timeout then decides.
+        queued = not self.postgres and self._writer.acquire(timeout=self._writer_wait)
+        try:
+            with self._unit(chained) as tx:
+                yield tx
+        finally:
+            if queued:
+                self._writer.release()
+
+    @contextmanager
+    def _unit(self, chained: bool) -> Iterator[Tx]:
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
