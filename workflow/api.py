@@ -29,6 +29,7 @@ from workflow import audit, outbox, sweep
 from workflow.calendar import build_calendar
 from workflow.clock import system_clock
 from workflow.config import Settings, load_settings
+from workflow.context import Seal
 from workflow.db import create_engine, upgrade
 from workflow.hospital import Claim
 from workflow.logs import configure_logging
@@ -148,6 +149,7 @@ class FilingEngine:
         admission_id: str | None = None,
         request_id: str | None = None,
         correlation_id: str | None = None,
+        seal: Seal | None = None,
     ) -> Filing:
         """Draft a filing. `card_number` is judged (M9) and never stored.
 
@@ -164,7 +166,9 @@ class FilingEngine:
             if start_date is None:
                 start_date = self._service.get_admission(admission_id).admitted_on
             app = replace(app, admission_id=admission_id, start_date=start_date)
-        return self._service.create(app, id_number, actor, Request.new(request_id, correlation_id))
+        return self._service.create(
+            app, id_number, actor, Request.new(request_id, correlation_id, seal)
+        )
 
     def submit(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
         """Submit a draft: under review, or effective at once where the policy says so (L1)."""
@@ -227,6 +231,7 @@ class FilingEngine:
         expected_version: int | None = None,
         request_id: str | None = None,
         correlation_id: str | None = None,
+        seal: Seal | None = None,
     ) -> tuple[Filing, Filing]:
         """L5: file a replacement for `filing_id`, which is cancelled when the replacement takes
         effect (at once where effect is instant, else on approval). Returns (old, new)."""
@@ -240,7 +245,7 @@ class FilingEngine:
             app,
             id_number,
             actor,
-            Request.new(request_id, correlation_id),
+            Request.new(request_id, correlation_id, seal),
             expected_version=expected_version,
         )
 
@@ -306,6 +311,7 @@ class FilingEngine:
         chronic_declared: bool = False,
         request_id: str | None = None,
         correlation_id: str | None = None,
+        seal: Seal | None = None,
     ) -> Admission:
         """Record an admission (or visit, or pharmacy purchase) reported by a hospital. An
         emergency without a covering filing is deemed filed (E1): see `deemed_filing_id`."""
@@ -324,7 +330,9 @@ class FilingEngine:
             chronic_enabled=chronic_enabled,
             chronic_declared=chronic_declared,
         )
-        return self._service.admit(visit, id_number, actor, Request.new(request_id, correlation_id))
+        return self._service.admit(
+            visit, id_number, actor, Request.new(request_id, correlation_id, seal)
+        )
 
     def discharge(
         self,

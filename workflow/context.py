@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from states.denial import Denial
 from states.errors import InvalidInput, TransitionRefused
@@ -34,17 +37,29 @@ class Actor:
 SYSTEM_ACTOR = Actor(id="system", role=Role.SYSTEM, channel=Channel.SYSTEM)
 
 
+Seal = Callable[[Any, Any], None]
+"""Called as `seal(tx, outcome)` inside a command's transaction, just before it commits, with
+the command's result or the refusal being recorded. What it writes commits with the command;
+if it raises, the command rolls back. The HTTP API stores idempotent answers this way."""
+
+
 @dataclass(frozen=True)
 class Request:
     """Ids that tie a call to the caller's logs and to the audit record."""
 
     request_id: str
     correlation_id: str
+    seal: Seal | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
-    def new(cls, request_id: str | None = None, correlation_id: str | None = None) -> Request:
+    def new(
+        cls,
+        request_id: str | None = None,
+        correlation_id: str | None = None,
+        seal: Seal | None = None,
+    ) -> Request:
         rid = request_id or secrets.token_hex(16)
-        return cls(rid, correlation_id or rid)
+        return cls(rid, correlation_id or rid, seal)
 
 
 @dataclass(frozen=True)

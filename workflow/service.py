@@ -153,6 +153,7 @@ class FilingService(HospitalSide):
                 *(outbox_t, daemon_t, api_key_t, idempotency_t),
             ],
             read_only=read_only,
+            busy_seconds=settings.busy_timeout_ms / 1000,
         )
         self._pinned: dict[tuple[str, str], Policy] = {}
 
@@ -381,6 +382,8 @@ class FilingService(HospitalSide):
             try:
                 with self.store.write() as tx:
                     result = work(tx, journal)
+                    if request.seal is not None:
+                        request.seal(tx, result.error if isinstance(result, _Refused) else result)
             except ConcurrentUpdate:
                 if not retry_stale or last:
                     raise

@@ -16,7 +16,6 @@ import inspect
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -38,6 +37,7 @@ from workflow.http.support import (
     Idempotency,
     RateLimit,
     Route,
+    Seal,
     decode_cursor,
     deny,
     encode_cursor,
@@ -78,6 +78,7 @@ IdemKey = Annotated[
     Header(
         alias="Idempotency-Key",
         description="8-64 characters; a replay returns the first answer (per API key)",
+        pattern=r"^[A-Za-z0-9._:-]{8,64}$",  # documented as support.Idempotency checks it
     ),
 ]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of a page")]
@@ -92,11 +93,19 @@ def _caller(request: Request) -> Principal:
 Caller = Annotated[Principal, Depends(_caller)]
 
 
+# Operations that take If-Match: their links pass the response's ETag along with the id.
+_VERSIONED = frozenset({"submitFiling", "approveFiling", "withdrawFiling", "dischargeAdmission"})
+
+
 def _links(*pairs: tuple[str, str, str]) -> dict[str, Any]:
-    """OpenAPI links from a response to the operations that take its id (for clients and
-    for stateful testing)."""
+    """OpenAPI links from a response to the operations that take its id, and the version
+    read as If-Match where the target is a transition (for clients and stateful testing)."""
     return {
-        name: {"operationId": op, "parameters": {param: "$response.body#/id"}}
+        name: {
+            "operationId": op,
+            "parameters": {param: "$response.body#/id"}
+            | ({"header.If-Match": "$response.header.ETag"} if op in _VERSIONED else {}),
+        }
         for name, op, param in pairs
     }
 
@@ -117,7 +126,7 @@ _ADMISSION_LINKS = _links(
 )
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": m.Problem, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 409, 412, 413, 422, 428, 429)
+    for code in (400, 401, 403, 404, 409, 412, 413, 422, 428, 429)
 }
 
 
@@ -286,13 +295,18 @@ def create_app(engine: FilingEngine) -> FastAPI:
         route = route_of(request)
         api.allow(p, _CREATORS, route)
 
-        def work() -> Response:
+        def work(seal: Seal | None) -> Response:
             api.same_person(p, body.id_number, route)
             api.region(p, body.insured_region, route)
             if body.admission_id is not None:
                 api.admission_row(p, body.admission_id, route)
-            filing = engine.create(**body.model_dump(), actor=p.actor, **api.ids())
-            return _out(m.FilingOut, filing, 201)
+            return _sealed(
+                seal,
+                lambda filing: _out(m.FilingOut, filing, 201),
+                lambda seal: engine.create(
+                    **body.model_dump(), actor=p.actor, seal=seal, **api.ids()
+                ),
+            )
 
         return api.idempotency.run(p, idempotency_key, route, body.model_dump(mode="json"), work)
 
@@ -401,7 +415,10 @@ def create_app(engine: FilingEngine) -> FastAPI:
             operation_id=op,
             tags=["filings"],
             responses={
-                200: {"description": "the filing after the transition; ETag is its version"}
+                200: {
+                    "description": "the filing after the transition; ETag is its version",
+                    "links": _FILING_LINKS,
+                }
             },
         )(endpoint)
 
@@ -441,18 +458,29 @@ def create_app(engine: FilingEngine) -> FastAPI:
         api.filing_row(p, filing_id, route)
         version = expected_version(if_match)
 
-        def work() -> Response:
+        def render(pair: tuple[Any, Any]) -> JSONResponse:
+            data = m.ChangeOut(
+                old=m.FilingOut.model_validate(m.plain(pair[0])),
+                new=m.FilingOut.model_validate(m.plain(pair[1])),
+            ).model_dump(mode="json")
+            return JSONResponse(data, status_code=201)
+
+        def work(seal: Seal | None) -> Response:
             api.same_person(p, body.id_number, route)
             api.region(p, body.insured_region, route)
             fields = body.model_dump(exclude={"admission_id"})
-            old, new = engine.change(
-                filing_id, **fields, actor=p.actor, expected_version=version, **api.ids()
+            return _sealed(
+                seal,
+                render,
+                lambda seal: engine.change(
+                    filing_id,
+                    **fields,
+                    actor=p.actor,
+                    expected_version=version,
+                    seal=seal,
+                    **api.ids(),
+                ),
             )
-            data = m.ChangeOut(
-                old=m.FilingOut.model_validate(m.plain(old)),
-                new=m.FilingOut.model_validate(m.plain(new)),
-            ).model_dump(mode="json")
-            return JSONResponse(data, status_code=201)
 
         return api.idempotency.run(
             p, idempotency_key, route, {"filing": filing_id, **body.model_dump(mode="json")}, work
@@ -541,10 +569,15 @@ def create_app(engine: FilingEngine) -> FastAPI:
         route = route_of(request)
         api.allow(p, _ADMITTERS, route)
 
-        def work() -> Response:
+        def work(seal: Seal | None) -> Response:
             api.region(p, body.insured_region, route)
-            adm = engine.admit(**body.model_dump(), actor=p.actor, **api.ids())
-            return _out(m.AdmissionOut, adm, 201)
+            return _sealed(
+                seal,
+                lambda adm: _out(m.AdmissionOut, adm, 201),
+                lambda seal: engine.admit(
+                    **body.model_dump(), actor=p.actor, seal=seal, **api.ids()
+                ),
+            )
 
         return api.idempotency.run(p, idempotency_key, route, body.model_dump(mode="json"), work)
 
@@ -629,7 +662,7 @@ def create_app(engine: FilingEngine) -> FastAPI:
         tags=["hospital"],
     )
     def coverage(
-        admission_id: str, request: Request, p: Caller, day: date | None = None
+        admission_id: str, request: Request, p: Caller, day: m.IsoDate | None = None
     ) -> Response:
         """The coverage decision for a day of the stay, each part with its rule (recorded)."""
         route = route_of(request)
@@ -749,8 +782,8 @@ def create_app(engine: FilingEngine) -> FastAPI:
         filing_id: Annotated[str | None, Query(pattern=m.SUBJECT_ID)] = None,
         region: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
         event: Annotated[list[str] | None, Query(max_length=20)] = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: m.IsoDateTime | None = None,
+        until: m.IsoDateTime | None = None,
         cursor: Cursor = None,
         limit: Limit = None,
     ) -> Response:
@@ -799,6 +832,21 @@ def create_app(engine: FilingEngine) -> FastAPI:
         ]
 
     return app
+
+
+def _sealed(
+    seal: Seal | None,
+    render: Callable[[Any], JSONResponse],
+    call: Callable[[Seal | None], Any],
+) -> JSONResponse:
+    """Run a creating command; with an Idempotency-Key, its answer is rendered and stored
+    inside the command's transaction, and that stored answer is the one sent."""
+    if seal is not None:
+        seal.render = render
+    result = call(seal)
+    if seal is not None and seal.answer is not None:
+        return seal.answer
+    return render(result)
 
 
 def _with_body(endpoint: Callable[..., Any], model: type[m.Body] | None) -> None:
@@ -853,7 +901,9 @@ def _audit_page(
             params[f"r{i}"] = prefix + "%"
             clauses.append(
                 f"filing_id IN (SELECT id FROM filing_record WHERE insured_region LIKE :r{i}"
-                f" UNION SELECT id FROM admission_record WHERE insured_region LIKE :r{i})"
+                f" UNION SELECT id FROM admission_record WHERE insured_region LIKE :r{i}"
+                " UNION SELECT c.id FROM claim_record c JOIN admission_record a"
+                f" ON a.id = c.admission_id WHERE a.insured_region LIKE :r{i})"
             )
         sql += " AND (" + " OR ".join(clauses) + ")"
     if after is not None:
@@ -899,7 +949,8 @@ def _handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, str(exc.detail))
+        # Keep the exception's headers: a 405 must say which methods are allowed (Allow).
+        return problem(exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
     async def on_unexpected(_request: Request, exc: Exception) -> Response:

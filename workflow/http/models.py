@@ -8,11 +8,12 @@ masked personal data only: a person is `person_masked`, never the number or its 
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from states.vocabulary import Channel, Document, FilingState, Institution, InsuranceType, Kind
 
@@ -23,6 +24,19 @@ ID_NUMBER = Field(
 )
 REGION = Field(pattern=r"^\d{6}$", description="GB/T 2260 region code")
 SUBJECT_ID = r"^[0-9a-z]{1,32}$"
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    """Dates and instants arrive as ISO 8601 text, as the document says: pydantic's lax mode
+    would also read a number (or false) as a Unix time."""
+    if isinstance(value, date) or (isinstance(value, str) and _ISO.match(value)):
+        return value
+    raise ValueError("must be ISO 8601 text: YYYY-MM-DD, or a date-time")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_text)]
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
 
 
 class Body(BaseModel):
@@ -37,14 +51,14 @@ class FilingIn(Body):
     insurance_type: InsuranceType
     insured_region: str = REGION
     treatment_region: str = REGION
-    start_date: date | None = None
+    start_date: IsoDate | None = None
     documents: list[Document] = Field(default_factory=list, max_length=32)
-    by_commitment: bool = False
-    student: bool = False
-    flexible_employment: bool = False
-    consent_given: bool = False
+    by_commitment: StrictBool = False
+    student: StrictBool = False
+    flexible_employment: StrictBool = False
+    consent_given: StrictBool = False
     card_number: str | None = Field(default=None, max_length=32)
-    card_settlement_enabled: bool | None = None
+    card_settlement_enabled: StrictBool | None = None
     admission_id: str | None = Field(default=None, pattern=SUBJECT_ID)
 
 
@@ -62,7 +76,7 @@ class DocumentsIn(Body):
 
 class PersonIn(Body):
     id_number: str = ID_NUMBER
-    effective_only: bool = False
+    effective_only: StrictBool = False
 
 
 class StopInsuranceIn(Body):
@@ -76,34 +90,34 @@ class AdmissionIn(Body):
     insured_region: str = REGION
     treatment_region: str = REGION
     hospital_code: str = Field(min_length=1, max_length=32)
-    admitted_on: date
+    admitted_on: IsoDate
     institution: Institution = Institution.HOSPITAL
-    networked: bool = True
+    networked: StrictBool = True
     care: str = Field(default="inpatient", max_length=24)
-    emergency: bool = False
-    referral: bool = False
-    transfer_first: bool = False
-    chronic_enabled: bool = False
-    chronic_declared: bool = False
+    emergency: StrictBool = False
+    referral: StrictBool = False
+    transfer_first: StrictBool = False
+    chronic_enabled: StrictBool = False
+    chronic_declared: StrictBool = False
 
 
 class DischargeIn(Body):
-    discharged_on: date
-    system_fault: bool = False
+    discharged_on: IsoDate
+    system_fault: StrictBool = False
 
 
 class FireIn(Body):
     subject_id: str = Field(pattern=SUBJECT_ID)
     kind: str = Field(min_length=1, max_length=32)
-    due_at: datetime
+    due_at: IsoDateTime
 
 
 class FireDueIn(Body):
-    limit: int = Field(default=500, ge=1, le=10_000)
+    limit: int = Field(default=500, ge=1, le=10_000, strict=True)
 
 
 class CheckpointIn(Body):
-    count: int = Field(ge=0)
+    count: int = Field(ge=0, strict=True)
     head_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 

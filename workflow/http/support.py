@@ -40,6 +40,9 @@ from workflow.store import Row, Tx
 
 PROBLEM = "application/problem+json"
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Fifteen digits in a row could be a resident ID number (15 or 18 characters): a request id
+# carrying them is not taken up, or it would be echoed, logged and stored in the audit trail.
+_ID_SHAPED = re.compile(r"\d{15}")
 request_ids: ContextVar[tuple[str, str]] = ContextVar("request_ids", default=("-", "-"))
 
 
@@ -73,6 +76,7 @@ _TITLES = {
     401: "Not authenticated",
     403: "Forbidden",
     404: "Not found",
+    405: "Method not allowed",
     409: "Conflict",
     412: "Precondition failed",
     413: "Request body too large",
@@ -148,9 +152,9 @@ class Edge:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
-        rid = given if _RID.match(given) else secrets.token_hex(16)
+        rid = given if _caller_id(given) else secrets.token_hex(16)
         cid = headers.get("x-correlation-id", "")
-        ids = (rid, cid if _RID.match(cid) else rid)
+        ids = (rid, cid if _caller_id(cid) else rid)
         token = request_ids.set(ids)
         started = time.perf_counter()
         status = 500
@@ -221,6 +225,11 @@ class Edge:
             return messages.pop(0) if messages else await receive()
 
         return replay
+
+
+def _caller_id(value: str) -> bool:
+    """Whether a caller's request or correlation id can be used as given."""
+    return bool(_RID.match(value)) and not _ID_SHAPED.search(value)
 
 
 # -- authentication, rate limits, access ------------------------------------------------------
@@ -430,23 +439,26 @@ def expected_version(if_match: str | None) -> int | None:
 
 
 _IDEM = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
-# A first attempt still unanswered after this long died (no request runs near this long: the
-# database's busy timeout is seconds): a retry may take its place, unless it committed.
-STALE = timedelta(minutes=2)
 
 
 class Idempotency:
-    """`Idempotency-Key` on creating requests, scoped to the caller's key: the first request
-    runs and its answer is stored; a replay gets that answer; the same key with another body
-    is 422; a duplicate while the first still runs is 409. A 5xx is not stored (retry)."""
+    """`Idempotency-Key` on creating requests, scoped to the caller's key.
+
+    The answer is stored in the command's own transaction (the engine's `seal`), so a filing
+    and the answer that names it commit together or not at all: no window in which a crash
+    leaves one without the other, and no write beyond the command's own. A replay gets the
+    stored answer; the same key with another body is 422; a duplicate that ran beside the
+    first finds the key taken when it comes to commit, rolls back everything it did, and is
+    409. Answers that wrote nothing (bad input, a stale version) are not stored: a retry
+    computes them again."""
 
     def __init__(self, engine: FilingEngine, hours: int) -> None:
         self.engine, self.ttl = engine, timedelta(hours=hours)
 
-    def fingerprint(self, route: Route, body: Mapping[str, Any]) -> str:
-        # Keyed: the body may hold an ID number, so a plain hash could be reversed by trying.
-        blob = json.dumps([str(route), body], sort_keys=True, default=str).encode()
-        return hmac.new(self.engine.settings.person_key, blob, hashlib.sha256).hexdigest()
+    def _hmac(self, text: str) -> str:
+        # Keyed: a body may hold an ID number (and a caller may make a key of one), so a plain
+        # hash could be reversed by trying.
+        return hmac.new(self.engine.settings.person_key, text.encode(), hashlib.sha256).hexdigest()
 
     def run(
         self,
@@ -454,10 +466,10 @@ class Idempotency:
         key: str | None,
         route: Route,
         body: Mapping[str, Any],
-        work: Callable[[], Response],
+        work: Callable[[Seal | None], Response],
     ) -> Response:
         if key is None:
-            return _answer(work)
+            return _answer(lambda: work(None))
         if not _IDEM.match(key):
             raise ApiProblem(
                 422,
@@ -465,106 +477,88 @@ class Idempotency:
                 "Idempotency-Key: 8 to 64 letters, digits or ._:-",
                 field="Idempotency-Key",
             )
-        fp = self.fingerprint(route, body)
-        stored = self._begin(p.key_id, key, fp)
-        if stored is not None:
-            return stored
-        response = _answer(work)
-        store = self.engine.store
-        with store.write(chained=False) as tx:
-            if response.status_code >= 500:
-                tx.run(
-                    "DELETE FROM idempotency_record WHERE key_id = :k AND idempotency_key = :i",
-                    {"k": p.key_id, "i": key},
-                )
-            else:
-                tx.run(
-                    "UPDATE idempotency_record SET status = :s, body = :b "
-                    "WHERE key_id = :k AND idempotency_key = :i",
-                    {"s": response.status_code, "b": bytes(response.body).decode(),
-                     "k": p.key_id, "i": key},
-                )  # fmt: skip
-        return response
-
-    def _begin(self, key_id: str, key: str, fp: str) -> Response | None:
-        now = self.engine.clock()
-        store = self.engine.store
-        rid = request_ids.get()[0]
+        ids = {"k": p.key_id, "i": self._hmac(f"idempotency:{key}")}
+        fp = self._hmac(json.dumps([str(route), body], sort_keys=True, default=str))
+        with self.engine.store.read() as tx:
+            row = tx.one(_FIND, ids)
+        if row is not None and row["created_at"] >= self.engine.clock() - self.ttl:
+            return _stored(row, fp)
+        seal = Seal(self, ids, fp)
         try:
-            with store.write(chained=False) as tx:
-                row = tx.one(
-                    "SELECT * FROM idempotency_record WHERE key_id = :k AND idempotency_key = :i",
-                    {"k": key_id, "i": key},
-                )
-                if row is not None and row["created_at"] < now - self.ttl:
-                    tx.run(
-                        "DELETE FROM idempotency_record WHERE key_id = :k AND idempotency_key = :i",
-                        {"k": key_id, "i": key},
-                    )
-                    row = None
-                if row is not None and row["status"] is None and row["created_at"] < now - STALE:
-                    committed = self._committed(tx, row)
-                    if committed is None and hmac.compare_digest(row["fingerprint"], fp):
-                        tx.run(
-                            "UPDATE idempotency_record SET request_id = :r, created_at = :at "
-                            "WHERE key_id = :k AND idempotency_key = :i",
-                            {"r": rid, "at": now, "k": key_id, "i": key},
-                        )
-                        return None  # the first attempt died before it wrote anything
-                    if committed is not None:
-                        raise ApiProblem(
-                            409,
-                            "outcome_committed",
-                            "the first request with this Idempotency-Key was applied but its "
-                            "answer was never stored; read the subject it created",
-                            subject_id=committed,
-                        )
-                if row is None:
-                    tx.run(
-                        "INSERT INTO idempotency_record (key_id, idempotency_key, fingerprint, "
-                        "request_id, status, body, created_at) "
-                        "VALUES (:k, :i, :f, :r, NULL, NULL, :at)",
-                        {"k": key_id, "i": key, "f": fp, "r": rid, "at": now},
-                    )
-                    return None
-        except store.integrity_error:
-            row = None  # another request with this key inserted first (PostgreSQL)
-        if row is not None and not hmac.compare_digest(row["fingerprint"], fp):
-            raise ApiProblem(
-                422,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with another request body or route",
-                field="Idempotency-Key",
-            )
-        if row is None or row["status"] is None:
+            return _answer(lambda: work(seal))
+        except _KeyTaken as taken:
+            if not hmac.compare_digest(taken.row["fingerprint"], fp):
+                raise _reused() from None
             raise ApiProblem(
                 409,
                 "request_in_progress",
-                "a request with this Idempotency-Key is still being processed; retry later",
+                "another request with this Idempotency-Key ran at the same time and was "
+                "applied; this one was not. Send it again to get that answer",
+            ) from None
+
+
+_FIND = "SELECT * FROM idempotency_record WHERE key_id = :k AND idempotency_key = :i"
+
+
+class _KeyTaken(Exception):
+    def __init__(self, row: Row) -> None:
+        self.row = row
+
+
+def _reused() -> ApiProblem:
+    return ApiProblem(
+        422,
+        "idempotency_key_reused",
+        "this Idempotency-Key was used with another request body or route",
+        field="Idempotency-Key",
+    )
+
+
+class Seal:
+    """Called by the engine inside a command's transaction with its outcome: stores the
+    answer under the key, or aborts the command if the key was taken meanwhile."""
+
+    def __init__(self, owner: Idempotency, ids: dict[str, str], fingerprint: str) -> None:
+        self.owner, self.ids, self.fingerprint = owner, ids, fingerprint
+        self.render: Callable[[Any], JSONResponse] = problem_of
+        self.answer: JSONResponse | None = None
+
+    def __call__(self, tx: Tx, outcome: Any) -> None:
+        now = self.owner.engine.clock()
+        row = tx.one(_FIND, self.ids)
+        if row is not None and row["created_at"] >= now - self.owner.ttl:
+            raise _KeyTaken(row)
+        if row is not None:
+            tx.run(
+                "DELETE FROM idempotency_record WHERE key_id = :k AND idempotency_key = :i",
+                self.ids,
             )
-        body = row["body"] or "{}"
-        headers = {"Idempotent-Replayed": "true"}
-        version = json.loads(body).get("version") if row["status"] < 300 else None
-        if isinstance(version, int):
-            headers["ETag"] = etag(version)
-        media = "application/json" if row["status"] < 400 else PROBLEM
-        return Response(body, status_code=row["status"], media_type=media, headers=headers)
+        answer = problem_of(outcome) if isinstance(outcome, Exception) else self.render(outcome)
+        tx.run(
+            "INSERT INTO idempotency_record (key_id, idempotency_key, fingerprint, "
+            "request_id, status, body, created_at) VALUES (:k, :i, :f, :r, :s, :b, :at)",
+            {**self.ids, "f": self.fingerprint, "r": request_ids.get()[0],
+             "s": answer.status_code, "b": bytes(answer.body).decode(), "at": now},
+        )  # fmt: skip
+        self.answer = answer
 
 
-    @staticmethod
-    def _committed(tx: Tx, row: Row) -> str | None:
-        """The subject a stalled first attempt created, if its transaction committed (its
-        request id is in the audit trail), else None."""
-        found = tx.one(
-            "SELECT filing_id FROM audit_record WHERE request_id = :r AND outcome = 'applied' "
-            "ORDER BY seq LIMIT 1",
-            {"r": row["request_id"]},
-        )
-        return None if found is None else str(found["filing_id"])
+def _stored(row: Row, fp: str) -> Response:
+    if not hmac.compare_digest(row["fingerprint"], fp):
+        raise _reused()
+    body = row["body"] or "{}"
+    headers = {"Idempotent-Replayed": "true"}
+    version = json.loads(body).get("version") if row["status"] < 300 else None
+    if isinstance(version, int):
+        headers["ETag"] = etag(version)
+    media = "application/json" if row["status"] < 400 else PROBLEM
+    return Response(body, status_code=row["status"], media_type=media, headers=headers)
 
 
 def _answer(work: Callable[[], Response]) -> Response:
     try:
         return work()
-    except Exception as exc:  # every failure becomes a problem response
+    except _KeyTaken:
+        raise
+    except Exception as exc:  # every other failure becomes a problem response
         return problem_of(exc)
