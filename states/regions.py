@@ -41,10 +41,16 @@ def same_area(insured: str, treatment: str, scope: str) -> bool:
     return area_of(insured) == area_of(treatment)
 
 
-def contains(area: str, code: str) -> bool:
-    """Whether region `area` is `code` or contains it, by the code's levels (GB/T 2260):
-    440000 (a province) contains 4407xx; 440700 (a city) contains 440703; 440703 only itself."""
+def prefix_of(area: str) -> str:
+    """The code prefix every region inside `area` shares (GB/T 2260 levels): 440000 -> 44,
+    440700 -> 4407, 440703 -> 440703."""
     prefix = area
     while prefix.endswith("00") and len(prefix) > 2:
         prefix = prefix[:-2]
-    return code.startswith(prefix)
+    return prefix
+
+
+def contains(area: str, code: str) -> bool:
+    """Whether region `area` is `code` or contains it, by the code's levels (GB/T 2260):
+    440000 (a province) contains 4407xx; 440700 (a city) contains 440703; 440703 only itself."""
+    return code.startswith(prefix_of(area))

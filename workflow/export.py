@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import IO, Any
 
+from states.regions import prefix_of
 from workflow.audit import GENESIS_HASH, HASHED_FIELDS, Checkpoint, canonical_inputs, record_hash
 from workflow.identity import mask
 from workflow.store import Store
@@ -110,9 +111,7 @@ def region_prefix(code: str) -> str:
     district (`440703`) itself."""
     if len(code) != 6 or not code.isdigit():
         raise ValueError("not a six-digit GB/T 2260 region code")
-    if code.endswith("0000"):
-        return code[:2]
-    return code[:4] if code.endswith("00") else code
+    return prefix_of(code)
 
 
 @dataclass(frozen=True)

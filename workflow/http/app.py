@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from states.errors import FilingError, FilingNotFound
 from states.policy import Policy
+from states.regions import prefix_of
 from states.table import EVENT_ROLES as ROLES
 from states.vocabulary import FilingState, Role
 from workflow import keys
@@ -895,10 +896,7 @@ def _audit_page(
     if regions:
         clauses = []
         for i, region in enumerate(regions):
-            prefix = region
-            while prefix.endswith("00") and len(prefix) > 2:
-                prefix = prefix[:-2]
-            params[f"r{i}"] = prefix + "%"
+            params[f"r{i}"] = prefix_of(region) + "%"
             clauses.append(
                 f"filing_id IN (SELECT id FROM filing_record WHERE insured_region LIKE :r{i}"
                 f" UNION SELECT id FROM admission_record WHERE insured_region LIKE :r{i}"

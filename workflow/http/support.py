@@ -31,7 +31,7 @@ from states.errors import (
     PolicyConfigError,
     TransitionRefused,
 )
-from states.regions import contains
+from states.regions import contains, prefix_of
 from states.vocabulary import Channel, Outcome, Role
 from workflow import audit
 from workflow.api import FilingEngine
@@ -376,11 +376,8 @@ def scope_sql(p: Principal) -> tuple[str, dict[str, Any]]:
         return "1 = 1", {}
     clauses, params = [], {}
     for i, region in enumerate(p.regions):
-        prefix = region
-        while prefix.endswith("00") and len(prefix) > 2:
-            prefix = prefix[:-2]
         clauses.append(f"insured_region LIKE :scope_r{i}")
-        params[f"scope_r{i}"] = prefix + "%"
+        params[f"scope_r{i}"] = prefix_of(region) + "%"
     return "(" + " OR ".join(clauses) + ")", params
 
 
