@@ -152,6 +152,10 @@ class AdmissionEvent:
 _IN = frozenset({AdmissionStatus.ADMITTED})
 _HOSPITAL = frozenset({Role.HOSPITAL, Role.OFFICER, Role.ADMINISTRATOR})
 _AGENCY = frozenset({Role.OFFICER, Role.ADMINISTRATOR})
+# Who records admissions (a hospital, or the agency for it) and who files a manual
+# reimbursement claim (the person, or a proxy at the agency's counter, P5).
+ADMITTERS = _HOSPITAL
+CLAIMANTS = frozenset({Role.INSURED, Role.OFFICER, Role.ADMINISTRATOR})
 
 ADMISSION_EVENTS: dict[str, AdmissionEvent] = {
     e.event: e

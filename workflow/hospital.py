@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from states.admissions import (
     ADMISSION_EVENTS,
+    ADMITTERS,
+    CLAIMANTS,
     Admission,
     AdmissionStatus,
     Care,
@@ -87,8 +89,6 @@ WINDOW_REMINDER = "window_reminder"  # E3/E5/E7: before a filing window closes
 # Kinds that tell someone something: when one fires, a reminder is written to the outbox.
 REMINDER_KINDS = frozenset({EXPIRY_REMINDER, WINDOW_REMINDER, EXTENSION_REMINDER, CLAIM_REMINDER})
 
-_ADMITTERS = frozenset({Role.HOSPITAL, Role.OFFICER, Role.ADMINISTRATOR})
-_CLAIMANTS = frozenset({Role.INSURED, Role.OFFICER, Role.ADMINISTRATOR})
 _MANUAL = "manual_reimbursement"
 
 _ADMISSION_MUTABLE = (
@@ -221,7 +221,7 @@ class HospitalSide:
         the windows its dates open (E3, E5, E7) and the extension threshold (E6) are written as
         deadline rows in the same transaction."""
         _check_request(actor, request)
-        _check_actor(actor, _ADMITTERS, "record admissions")
+        _check_actor(actor, ADMITTERS, "record admissions")
         number = normalise_id_number(id_number)
         key = person_key(number, self.settings.person_key)
 
@@ -429,7 +429,7 @@ class HospitalSide:
                 adm = self._load_admission(tx, admission_id)
             return adm, cov
 
-        return self._run(work, request)
+        return self._run(work, request, retry_stale=expected_version is None)
 
     def extension(
         self,
@@ -498,7 +498,7 @@ class HospitalSide:
             )
             return adm
 
-        return self._run(work, request)
+        return self._run(work, request, retry_stale=expected_version is None)
 
     def coverage(
         self, admission_id: str, day: date | None, actor: Actor, request: Request
@@ -555,7 +555,7 @@ class HospitalSide:
                 tx, claim.policy_region_version[0], claim.policy_region_version[1]
             )
             denial = None
-            if actor.role not in _CLAIMANTS:
+            if actor.role not in CLAIMANTS:
                 denial = Denial(
                     "P5",
                     f"the {actor.role.value} role may not file a claim; the person (or a proxy) "
@@ -625,7 +625,7 @@ class HospitalSide:
             )
             return filed
 
-        return self._run(work, request)
+        return self._run(work, request, retry_stale=expected_version is None)
 
     def _open_claim(
         self,
