@@ -159,6 +159,17 @@ class AuditRecord(SQLModel, table=True):
     hash-chained: `hash` covers the row's content and `prev_hash`."""
 
     __tablename__ = "audit_record"
+    __table_args__ = (
+        # The filings a hospital acted on (what its API key may see), without walking the
+        # trail: only hospitals' applied records are indexed (migration 0005).
+        sa.Index(
+            "ix_audit_hospital_acted",
+            "actor_org",
+            "filing_id",
+            sqlite_where=sa.text("actor_role = 'hospital' AND outcome = 'applied'"),
+            postgresql_where=sa.text("actor_role = 'hospital' AND outcome = 'applied'"),
+        ),
+    )
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     filing_id: str | None = Field(default=None, max_length=32, index=True)

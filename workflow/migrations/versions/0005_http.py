@@ -1,4 +1,5 @@
-"""The HTTP API: hashed API keys, and the stored outcomes of idempotent creating requests.
+"""The HTTP API: hashed API keys, the stored outcomes of idempotent creating requests, and an
+index of the filings each hospital acted on (what a hospital's key may see).
 
 Revision ID: 0005
 Revises: 0004
@@ -49,9 +50,17 @@ def upgrade() -> None:
     op.create_index(
         "ix_idempotency_record_created_at", "idempotency_record", ["created_at"], unique=False
     )
+    op.create_index(
+        "ix_audit_hospital_acted",
+        "audit_record",
+        ["actor_org", "filing_id"],
+        sqlite_where=sa.text("actor_role = 'hospital' AND outcome = 'applied'"),
+        postgresql_where=sa.text("actor_role = 'hospital' AND outcome = 'applied'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_hospital_acted", table_name="audit_record")
     op.drop_index("ix_idempotency_record_created_at", table_name="idempotency_record")
     op.drop_table("idempotency_record")
     op.drop_table("api_key_record")
