@@ -89,18 +89,21 @@ def serve(
     engine = _open(config, database_url)
     daemon = Daemon(engine, notifier=_notifier(engine, webhook_url)) if scheduler else None
     http = engine.settings.http
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
-    # handler it found: make that one a no-op, so the scheduler below is stopped cleanly too.
+    # The scheduler starts and stops with the server (its lifespan), under uvicorn's own
+    # handling of SIGTERM and Ctrl-C. uvicorn re-raises the signal once it has stopped, to the
+    # handler it found: a no-op here, so the command ends with exit status 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    app = create_app(
+        engine,
+        on_start=daemon.start if daemon is not None else None,  # catches up first
+        on_stop=daemon.stop if daemon is not None else None,
+    )
+    # What start-up made lives as long as the process: move it out of the collector's sight,
+    # so full collections under load walk only what requests allocate.
+    gc.collect()
+    gc.freeze()
     try:
-        if daemon is not None:
-            daemon.start()  # catches up on anything overdue before the first request
-        app = create_app(engine)
-        # What start-up made lives as long as the process: move it out of the collector's
-        # sight, so full collections under load walk only what requests allocate.
-        gc.collect()
-        gc.freeze()
         uvicorn.run(
             app,
             host=host or http.host,
@@ -110,8 +113,6 @@ def serve(
             server_header=False,
         )
     finally:
-        if daemon is not None:
-            daemon.stop()
         engine.close()
 
 

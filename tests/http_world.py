@@ -127,7 +127,7 @@ def issue_keys(engine: FilingEngine) -> Keys:
 def roomy(settings: Settings, **http: Any) -> Settings:
     """The settings with a rate limit no test reaches unless it means to (a test client is
     faster than 50 calls a second), and any other [http] value given."""
-    values = {"rate_limit": "100000/second", **http}
+    values = {"rate_limit": "100000/second", "anonymous_rate_limit": "100000/second", **http}
     return dataclasses.replace(settings, http=dataclasses.replace(settings.http, **values))
 
 

@@ -471,6 +471,38 @@ def test_creating_acts_only_for_the_keys_person_region_and_admissions(world: Wor
     assert w.engine.checkpoint().count == filings_before + 5
 
 
+def test_a_hospital_files_only_referrals_and_retro_filings_for_its_own_admissions(
+    world: World,
+) -> None:
+    w = world
+    before = w.engine.checkpoint().count
+
+    anyone = w.http.post("/filings", w.keys.h2, json=k1_body(D_ID))
+    referral = w.http.post("/filings", w.keys.h1, json=jiangmen_body(E_ID, "K4"))
+
+    assert problem(anyone, 403)["rule_id"] == "E4"
+    [record] = audit_of(w.engine, anyone.json()["request_id"])
+    assert (record["event"], record["outcome"]) == ("access", "denied")
+    assert referral.status_code == 201, referral.text
+    assert w.engine.checkpoint().count == before + 2  # the denial, and the referral's create
+
+
+def test_stopping_a_persons_insurance_judges_only_the_filings_it_would_lapse(
+    world: World,
+) -> None:
+    w = world
+    # B's filings are all insured in Jiangmen; under another insurance type nothing lapses,
+    # so the Xiamen officer learns nothing of them and is not refused.
+    nothing = w.http.ok(
+        "POST",
+        "/persons/stop-insurance",
+        w.keys.xm,
+        json={"id_number": B_ID, "insurance_type": "resident"},
+    )
+
+    assert nothing == []
+
+
 def test_an_administrator_reaches_everything(world: World) -> None:
     w = world
     for o in w.objects.values():

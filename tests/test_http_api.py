@@ -846,7 +846,10 @@ def test_a_body_over_the_limit_is_a_413_whether_it_states_its_length_or_streams(
 def test_a_key_past_the_rate_limit_gets_429_with_retry_after(
     open_engine: Callable[..., FilingEngine], sqlite_url: str, settings: Settings
 ) -> None:
-    engine = open_engine(sqlite_url, settings=roomy(settings, rate_limit="3/minute"))
+    engine = open_engine(
+        sqlite_url,
+        settings=roomy(settings, rate_limit="3/minute", anonymous_rate_limit="2/minute"),
+    )
     a = issue(engine, "insured", "person A", id_number=A_ID)
     b = issue(engine, "insured", "person B", id_number=B_ID)
     http = Http(TestClient(create_app(engine)))
@@ -860,13 +863,15 @@ def test_a_key_past_the_rate_limit_gets_429_with_retry_after(
     assert limited["code"] == "rate_limited"
     assert 1 <= int(answers[3].headers["retry-after"]) <= 60
     assert others.status_code == 200  # per key
-    assert [r.status_code for r in anonymous] == [401, 401, 401, 429]  # per client address
+    # Per client address, at the lower rate of calls without a valid key.
+    assert [r.status_code for r in anonymous] == [401, 401, 429, 429]
 
 
 @pytest.mark.parametrize(
     ("http_table", "key"),
     [
         ({"rate_limit": "lots"}, "http.rate_limit"),
+        ({"anonymous_rate_limit": "often"}, "http.anonymous_rate_limit"),
         ({"rate_limit": ""}, "http.rate_limit"),
         ({"max_page_size": 0}, "http.max_page_size"),
         ({"max_page_size": "500"}, "http.max_page_size"),
@@ -1087,3 +1092,46 @@ def test_the_deadline_of_a_claim_lapses_it_when_fired_by_an_administrator(
 
     assert fired == {"result": "fired"} and twice == {"result": None}
     assert http.ok("GET", f"/claims/{claim['id']}", k.d)["status"] == "lapsed"
+
+
+def test_an_instant_without_an_offset_is_read_as_utc(
+    http: Http, k: Keys, engine: FilingEngine
+) -> None:
+    created(http, k.a, k1_body())
+
+    naive = http.ok("GET", "/audit", k.admin, params={"since": "2026-03-01T00:00:00"})
+    aware = http.ok("GET", "/audit", k.admin, params={"since": "2026-03-01T00:00:00Z"})
+
+    assert naive == aware and naive["items"]
+
+
+def test_an_unexpected_failure_is_a_bare_500_logged_with_its_request_id(
+    http: Http, k: Keys, engine: FilingEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("35020319900101123X leaked by a driver")
+
+    monkeypatch.setattr(engine, "checkpoint", broken)
+    with structlog.testing.capture_logs() as logs:
+        r = http.get("/audit/checkpoint", k.admin)
+
+    body = problem(r, 500)
+    assert body["code"] == "internal" and "35020319900101123X" not in r.text
+    [line] = [e for e in logs if e["event"] == "http.unexpected_error"]
+    assert line["request_id"] == body["request_id"] == r.headers["x-request-id"]
+    assert any(f.endswith(" broken") for f in line["frames"])
+    assert "35020319900101123X" not in str(line)
+
+
+def test_answers_past_their_time_are_purged_by_a_later_idempotent_request(
+    http: Http, k: Keys, engine: FilingEngine, clock: Clock
+) -> None:
+    http.post("/filings", k.a, json=k1_body(), idem="old-answer-01")
+    clock.advance(hours=engine.settings.http.idempotency_hours, minutes=2)
+
+    fresh = http.post("/filings", k.b, json=k1_body(B_ID), idem="new-answer-01")
+
+    assert fresh.status_code == 201, fresh.text
+    with engine.store.read() as tx:
+        rows = tx.all("SELECT created_at FROM idempotency_record")
+    assert [r["created_at"] for r in rows] == [clock()]  # the old answer is gone

@@ -277,7 +277,12 @@ def run(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterato
     # caller's, not the service's: the service receives requests and never logs their URLs.
     httpx_level = logging.getLogger("httpx").level
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    roomy = replace(settings, http=replace(settings.http, rate_limit="100000/second"))
+    roomy = replace(
+        settings,
+        http=replace(
+            settings.http, rate_limit="100000/second", anonymous_rate_limit="100000/second"
+        ),
+    )
     db: Path = tmp_path_factory.mktemp("privacy") / "filings.db"
     engine = FilingEngine.open(
         database_url=f"sqlite:///{db}", settings=roomy, clock=ManualClock(NOW)

@@ -71,7 +71,10 @@ def _open_world() -> dict[str, Any]:
     at import: Schemathesis parametrizes the tests from the app's document at collection."""
     folder = Path(tempfile.mkdtemp(prefix="http-schema-"))
     base = load_settings(ROOT / "config.toml", environ={"FILING_PERSON_KEY": "test-person-key"})
-    fast = replace(base, http=replace(base.http, rate_limit="1000000/second"))
+    fast = replace(
+        base,
+        http=replace(base.http, rate_limit="1000000/second", anonymous_rate_limit="1000000/second"),
+    )
     clock = ManualClock(datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
     engine = FilingEngine.open(
         database_url=f"sqlite:///{folder / 'filings.db'}", settings=fast, clock=clock

@@ -67,7 +67,10 @@ class HttpSettings:
     max_body_bytes: int = 64 * 1024
     default_page_size: int = 50
     max_page_size: int = 500
-    rate_limit: str = "50/second"  # per API key (unauthenticated calls: per client address)
+    rate_limit: str = "50/second"  # per API key
+    # Calls without a valid key, per client address: each is recorded in the audit trail, so
+    # they are held to far less than a caller's own rate.
+    anonymous_rate_limit: str = "20/minute"
     rate_limit_storage: str = "memory://"  # per process; "redis://host:6379" to share
     idempotency_hours: int = 24  # how long a stored response can be replayed
 
@@ -166,7 +169,8 @@ def settings_from_mapping(
 def _http(raw: Mapping[str, Any]) -> HttpSettings:
     from limits import parse  # the rate-limit library parses its own notation
 
-    table = _section(raw, "http", {*_HTTP_NUMBERS, "host", "rate_limit", "rate_limit_storage"})
+    texts = ("host", "rate_limit", "anonymous_rate_limit", "rate_limit_storage")
+    table = _section(raw, "http", {*_HTTP_NUMBERS, *texts})
     values: dict[str, Any] = {}
     for key, (low, high) in _HTTP_NUMBERS.items():
         if key not in table:
@@ -177,18 +181,19 @@ def _http(raw: Mapping[str, Any]) -> HttpSettings:
         if not low <= v <= high:
             raise PolicyConfigError(f"http.{key}", f"must be from {low} to {high}")
         values[key] = v
-    for key in ("host", "rate_limit", "rate_limit_storage"):
+    for key in texts:
         if key in table:
             if not isinstance(table[key], str) or not table[key]:
                 raise PolicyConfigError(f"http.{key}", "must be a non-empty string")
             values[key] = table[key]
     settings = HttpSettings(**values)
-    try:
-        parse(settings.rate_limit)
-    except ValueError:
-        raise PolicyConfigError(
-            "http.rate_limit", 'must read like "50/second" or "3000 per minute"'
-        ) from None
+    for key in ("rate_limit", "anonymous_rate_limit"):
+        try:
+            parse(getattr(settings, key))
+        except ValueError:
+            raise PolicyConfigError(
+                f"http.{key}", 'must read like "50/second" or "3000 per minute"'
+            ) from None
     if settings.default_page_size > settings.max_page_size:
         raise PolicyConfigError("http.default_page_size", "must not exceed http.max_page_size")
     return settings

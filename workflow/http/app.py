@@ -14,23 +14,27 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from states.errors import FilingError, FilingNotFound
-from states.policy import Policy
+from states.admissions import ADMISSION_EVENTS, ADMITTERS, CLAIMANTS
+from states.errors import FilingError
 from states.regions import prefix_of
 from states.table import EVENT_ROLES as ROLES
-from states.vocabulary import FilingState, Role
+from states.table import TRANSITIONS
+from states.vocabulary import FilingState, Kind, Role
 from workflow import keys
 from workflow.api import FilingEngine
+from workflow.export import mask_record, mask_text
 from workflow.http import models as m
 from workflow.http.support import (
     ApiProblem,
@@ -46,12 +50,10 @@ from workflow.http.support import (
     expected_version,
     problem,
     problem_of,
-    region_allowed,
     request_ids,
     route_of,
     scope_sql,
     sees_admission,
-    sees_filing,
 )
 from workflow.keys import Principal
 from workflow.service import _filing_from_row
@@ -62,13 +64,7 @@ _AUDIT = frozenset({Role.AUDITOR, Role.ADMINISTRATOR})
 _AGENCY = frozenset({Role.OFFICER, Role.ADMINISTRATOR})
 _ADMIN = frozenset({Role.ADMINISTRATOR})
 _CREATORS = frozenset({Role.INSURED, Role.HOSPITAL, Role.OFFICER, Role.ADMINISTRATOR})
-_ADMITTERS = frozenset({Role.HOSPITAL, Role.OFFICER, Role.ADMINISTRATOR})
-_EXTENSION = {
-    "request_extension": frozenset({Role.HOSPITAL, Role.INSURED, Role.OFFICER, Role.ADMINISTRATOR}),
-    "grant_extension": _AGENCY,
-    "refuse_extension": _AGENCY,
-}
-_CLAIMANTS = frozenset({Role.INSURED, Role.OFFICER, Role.ADMINISTRATOR})
+_STOPPABLE = frozenset(t.source for t in TRANSITIONS if t.event == "stop_insurance")
 
 IfMatch = Annotated[
     str | None,
@@ -156,7 +152,7 @@ class Api:
             else None
         )
         if principal is None:
-            self.limiter.check(f"ip:{client}")
+            self.limiter.check(f"ip:{client}", anonymous=True)
             deny(self.engine, None, route_of(request), 401, "no valid API key")
             raise ApiProblem(
                 401,
@@ -186,12 +182,31 @@ class Api:
         raise ApiProblem(404, "not_found", "no such object visible to this key")
 
     def filing_row(self, p: Principal, filing_id: str, route: Route) -> dict[str, Any]:
+        where, params = scope_sql(p)
         with self.engine.store.read() as tx:
-            row = tx.one("SELECT * FROM filing_record WHERE id = :id", {"id": filing_id})
-            if row is not None and sees_filing(tx, p, row):
+            row = tx.one(
+                f"SELECT * FROM filing_record WHERE id = :id AND {where}",
+                {**params, "id": filing_id},
+            )
+            if row is not None:
                 return row
-        self._not_visible(p, route, filing_id, row is not None)
+            exists = tx.one("SELECT 1 FROM filing_record WHERE id = :id", {"id": filing_id})
+        self._not_visible(p, route, filing_id, exists is not None)
         raise AssertionError  # unreachable: _not_visible raises
+
+    def visible(self, p: Principal, filing_ids: Iterable[str]) -> set[str]:
+        """Of these filings, the ones the key may see (the same scope as every list)."""
+        ids = sorted(set(filing_ids))
+        if not ids:
+            return set()
+        where, params = scope_sql(p)
+        marks = ", ".join(f":f{i}" for i in range(len(ids)))
+        with self.engine.store.read() as tx:
+            rows = tx.all(
+                f"SELECT id FROM filing_record WHERE id IN ({marks}) AND {where}",
+                {**params, **{f"f{i}": x for i, x in enumerate(ids)}},
+            )
+        return {r["id"] for r in rows}
 
     def admission_row(self, p: Principal, admission_id: str, route: Route) -> dict[str, Any]:
         with self.engine.store.read() as tx:
@@ -229,7 +244,7 @@ class Api:
             raise ApiProblem(403, "forbidden", reason, rule_id="L8")
 
     def region(self, p: Principal, region: str, route: Route) -> None:
-        if p.role in (Role.OFFICER, Role.AUDITOR) and not region_allowed(p, region):
+        if p.role in (Role.OFFICER, Role.AUDITOR) and not p.covers_region(region):
             reason = "the insured region is not one this key's agency serves"
             deny(self.engine, p, route, 403, reason)
             raise ApiProblem(403, "forbidden", reason, rule_id="K8")
@@ -239,12 +254,28 @@ class Api:
         return {"request_id": rid, "correlation_id": cid}
 
 
-def create_app(engine: FilingEngine) -> FastAPI:
-    """The HTTP API over an open engine. The caller owns the engine (and closes it)."""
+def create_app(
+    engine: FilingEngine,
+    *,
+    on_start: Callable[[], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The HTTP API over an open engine. The caller owns the engine (and closes it).
+    `on_start` and `on_stop` run as the server starts and stops (`filing serve` starts and
+    stops the scheduler with them, so the server's own signal handling covers both)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if on_start is not None:
+            await run_in_threadpool(on_start)
+        yield
+        if on_stop is not None:
+            await run_in_threadpool(on_stop)
+
     settings = engine.settings.http
     api = Api(
         engine,
-        RateLimit(settings.rate_limit, settings.rate_limit_storage),
+        RateLimit(settings.rate_limit, settings.anonymous_rate_limit, settings.rate_limit_storage),
         Idempotency(engine, settings.idempotency_hours),
     )
     app = FastAPI(
@@ -253,6 +284,7 @@ def create_app(engine: FilingEngine) -> FastAPI:
         summary="Cross-region medical treatment filing (异地就医备案) engine",
         description=__doc__,
         responses=_PROBLEMS,
+        lifespan=lifespan,
     )
     app.state.api = api
     app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes)
@@ -299,6 +331,13 @@ def create_app(engine: FilingEngine) -> FastAPI:
         def work(seal: Seal | None) -> Response:
             api.same_person(p, body.id_number, route)
             api.region(p, body.insured_region, route)
+            if p.role is Role.HOSPITAL and body.kind is not Kind.REFERRAL and not body.admission_id:
+                reason = (
+                    "a hospital files referrals (E4) and retro filings for its own admissions "
+                    "(E2), nothing else"
+                )
+                deny(engine, p, route, 403, reason)
+                raise ApiProblem(403, "forbidden", reason, rule_id="E4")
             if body.admission_id is not None:
                 api.admission_row(p, body.admission_id, route)
             return _sealed(
@@ -363,17 +402,9 @@ def create_app(engine: FilingEngine) -> FastAPI:
             if body.effective_only
             else engine.list_for_person(body.id_number)
         )
-        with engine.store.read() as tx:
-            rows = {
-                r["id"]: r
-                for r in tx.all(
-                    "SELECT * FROM filing_record WHERE person_key = :k",
-                    {"k": found[0].person_key},
-                )
-            } if found else {}  # fmt: skip
-            seen = [f for f in found if sees_filing(tx, p, rows[f.id])]
+        seen = api.visible(p, (f.id for f in found))
         return JSONResponse([m.FilingOut.model_validate(m.plain(f)).model_dump(mode="json")
-                             for f in seen])  # fmt: skip
+                             for f in found if f.id in seen])  # fmt: skip
 
     @app.get(
         "/filings/{filing_id}",
@@ -497,12 +528,18 @@ def create_app(engine: FilingEngine) -> FastAPI:
         """停保: every open filing of the person under the insurance type lapses (L2)."""
         route = route_of(request)
         api.allow(p, ROLES["stop_insurance"] & _ALL, route)
-        mine = engine.list_for_person(body.id_number)
-        with engine.store.read() as tx:
-            for f in mine:
-                row = tx.one("SELECT * FROM filing_record WHERE id = :id", {"id": f.id})
-                if row is not None and not sees_filing(tx, p, row):
-                    api.region(p, f.insured_region, route)
+        # What would lapse must all be the key's to stop; filings it would not touch (another
+        # insurance type, a final state) are nobody's business here.
+        touched = [
+            f
+            for f in engine.list_for_person(body.id_number)
+            if f.insurance_type is body.insurance_type and f.state in _STOPPABLE
+        ]
+        hidden = {f.id for f in touched} - api.visible(p, (f.id for f in touched))
+        if hidden:
+            reason = "the person has filings insured outside this key's regions"
+            deny(engine, p, route, 403, reason)
+            raise ApiProblem(403, "forbidden", reason, rule_id="K8")
         lapsed = engine.stop_insurance_for_person(
             body.id_number, body.insurance_type, p.actor, **api.ids()
         )
@@ -550,7 +587,7 @@ def create_app(engine: FilingEngine) -> FastAPI:
         api.allow(p, _READERS, route)
         api.filing_row(p, filing_id, route)
         pol = engine.policy(filing_id)
-        return {"region": pol.region, "version": pol.version, "values": _policy_values(pol)}
+        return {"region": pol.region, "version": pol.version, "values": pol.to_document()}
 
     # -- admissions, coverage, claims ---------------------------------------------------------
 
@@ -568,7 +605,7 @@ def create_app(engine: FilingEngine) -> FastAPI:
         """Record an admission (or visit, or pharmacy purchase); an emergency without a
         covering filing is deemed filed (E1)."""
         route = route_of(request)
-        api.allow(p, _ADMITTERS, route)
+        api.allow(p, ADMITTERS & _ALL, route)
 
         def work(seal: Seal | None) -> Response:
             api.region(p, body.insured_region, route)
@@ -609,7 +646,7 @@ def create_app(engine: FilingEngine) -> FastAPI:
     ) -> Response:
         """出院结算: settle directly or route to manual reimbursement with a claim (P5, P6)."""
         route = route_of(request)
-        api.allow(p, _ADMITTERS, route)
+        api.allow(p, ADMISSION_EVENTS["discharge"].roles & _ALL, route)
         api.admission_row(p, admission_id, route)
         version = expected_version(if_match)
         adm, cov = engine.discharge(
@@ -635,7 +672,7 @@ def create_app(engine: FilingEngine) -> FastAPI:
             **kw: Any,
         ) -> Response:
             route = route_of(request)
-            api.allow(p, _EXTENSION[event], route)
+            api.allow(p, ADMISSION_EVENTS[event].roles & _ALL, route)
             api.admission_row(p, admission_id, route)
             version = expected_version(if_match)
             method: Callable[..., Any] = getattr(engine, event)
@@ -715,7 +752,7 @@ def create_app(engine: FilingEngine) -> FastAPI:
     ) -> Response:
         """P5, P6: file a manual reimbursement claim with its documents before its deadline."""
         route = route_of(request)
-        api.allow(p, _CLAIMANTS, route)
+        api.allow(p, CLAIMANTS & _ALL, route)
         api.claim_admission(p, claim_id, route)
         version = expected_version(if_match)
         claim = engine.file_claim(
@@ -828,7 +865,7 @@ def create_app(engine: FilingEngine) -> FastAPI:
         """The policies config.toml defines, each value with its rule id."""
         api.allow(p, _READERS, route_of(request))
         return [
-            {"region": pol.region, "version": pol.version, "values": _policy_values(pol)}
+            {"region": pol.region, "version": pol.version, "values": pol.to_document()}
             for pol in engine.settings.policies.values()
         ]
 
@@ -865,10 +902,6 @@ def _coverage(cov: Any) -> dict[str, Any]:
     data["parts"] = [{"part": p[0], "rule_id": p[1], "reason": p[2]} if isinstance(p, list)
                      else p for p in data["parts"]]  # fmt: skip
     return dict(data)
-
-
-def _policy_values(pol: Policy) -> dict[str, Any]:
-    return pol.to_document()
 
 
 def _audit_page(
@@ -910,8 +943,11 @@ def _audit_page(
     with engine.store.read() as tx:
         rows = tx.all(sql + " ORDER BY seq LIMIT :n", params)
     more = len(rows) > n
+    # Records are masked when written; the export's guard masks whatever got through anyway.
     items = [
-        m.AuditOut.model_validate({**r, "inputs": json.loads(r["inputs"])}).model_dump(mode="json")
+        m.AuditOut.model_validate(
+            mask_record({**r, "inputs": json.loads(r["inputs"])})[0]
+        ).model_dump(mode="json")
         for r in rows[:n]
     ]
     return JSONResponse(
@@ -926,16 +962,15 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FilingError)
     async def on_filing_error(_request: Request, exc: FilingError) -> Response:
-        if isinstance(exc, FilingNotFound):
-            return problem(404, "not_found", "no such object visible to this key")
         return problem_of(exc)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_request: Request, exc: RequestValidationError) -> Response:
         # Never echo the input: it may be an ID number.
+        # Field names come from the caller too: mask any ID number one was made of.
         errors = [
-            {"field": ".".join(str(x) for x in e["loc"][1:]) or str(e["loc"][0]),
-             "problem": str(e["msg"])}
+            {"field": mask_text(".".join(str(x) for x in e["loc"][1:]) or str(e["loc"][0])),
+             "problem": mask_text(str(e["msg"]))}
             for e in exc.errors()
         ]  # fmt: skip
         first = errors[0] if errors else {"field": "-", "problem": "invalid"}
@@ -949,11 +984,3 @@ def _handlers(app: FastAPI) -> None:
         code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         # Keep the exception's headers: a 405 must say which methods are allowed (Allow).
         return problem(exc.status_code, code, str(exc.detail), exc.headers)
-
-    @app.exception_handler(Exception)
-    async def on_unexpected(_request: Request, exc: Exception) -> Response:
-        return problem_of(exc)
-
-
-def openapi_document(engine: FilingEngine) -> dict[str, Any]:
-    return create_app(engine).openapi()

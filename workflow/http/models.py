@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from states.vocabulary import Channel, Document, FilingState, Institution, InsuranceType, Kind
 
@@ -35,8 +35,13 @@ def _iso_text(value: Any) -> Any:
     raise ValueError("must be ISO 8601 text: YYYY-MM-DD, or a date-time")
 
 
+def _utc(value: datetime) -> datetime:
+    """An instant without an offset is read as UTC (as the audit export reads one)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 IsoDate = Annotated[date, BeforeValidator(_iso_text)]
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_utc)]
 
 
 class Body(BaseModel):

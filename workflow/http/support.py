@@ -11,10 +11,11 @@ import json
 import re
 import secrets
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -31,7 +32,7 @@ from states.errors import (
     PolicyConfigError,
     TransitionRefused,
 )
-from states.regions import contains, prefix_of
+from states.regions import prefix_of
 from states.vocabulary import Channel, Outcome, Role
 from workflow import audit
 from workflow.api import FilingEngine
@@ -132,7 +133,16 @@ def problem_of(exc: Exception) -> JSONResponse:
         return problem(404, "not_found", "no such object visible to this key")
     if isinstance(exc, FilingError) and not isinstance(exc, PolicyConfigError):
         return problem(400, "refused", str(exc), rule_id=exc.rule_id)
-    log().error("http.unexpected_error", error_type=type(exc).__name__)
+    # Where it failed (file, line, function), without the message or source lines, which may
+    # quote values.
+    log().error(
+        "http.unexpected_error",
+        error_type=type(exc).__name__,
+        request_id=request_ids.get()[0],
+        frames=[
+            f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)
+        ],
+    )
     return problem(500, "internal", "the request failed; its request id is in the service log")
 
 
@@ -140,8 +150,10 @@ def problem_of(exc: Exception) -> JSONResponse:
 
 
 class Edge:
-    """Pure ASGI middleware, outermost: gives each request its ids, refuses an oversized
-    body before it is read, and logs one line per request (route template, never the body)."""
+    """Pure ASGI middleware around the app: gives each request its ids, refuses an oversized
+    body before the app reads it, answers any exception the app let through as a bare 500
+    problem (so Starlette's own error page, with its trace, is never reached), and logs one
+    line per request (route template, never the body)."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app, self.max_body = app, max_body_bytes
@@ -236,23 +248,25 @@ def _caller_id(value: str) -> bool:
 
 
 class RateLimit:
-    """Per caller: the key id, or the client address before authentication (`limits`)."""
+    """Per caller (`limits`): a key at its own rate, a client address without a valid key at
+    the (lower) anonymous rate."""
 
-    def __init__(self, rate: str, storage_uri: str) -> None:
-        self.item = parse(rate)
+    def __init__(self, rate: str, anonymous_rate: str, storage_uri: str) -> None:
+        self.item, self.anonymous = parse(rate), parse(anonymous_rate)
         self.limiter = strategies.SlidingWindowCounterRateLimiter(
             storage.storage_from_string(storage_uri)
         )
 
-    def check(self, caller: str) -> None:
-        if self.limiter.hit(self.item, caller):
+    def check(self, caller: str, *, anonymous: bool = False) -> None:
+        item = self.anonymous if anonymous else self.item
+        if self.limiter.hit(item, caller):
             return
-        reset = self.limiter.get_window_stats(self.item, caller).reset_time
+        reset = self.limiter.get_window_stats(item, caller).reset_time
         wait = max(1, int(reset - time.time() + 0.999))
         raise ApiProblem(
             429,
             "rate_limited",
-            f"more than {self.item} from this caller; retry after {wait} s",
+            f"more than {item} from this caller; retry after {wait} s",
             headers={"Retry-After": str(wait)},
         )
 
@@ -324,31 +338,6 @@ def deny(
     )
 
 
-_HOSPITAL_TOUCHED = (
-    "SELECT 1 FROM audit_record WHERE filing_id = :id AND actor_org = :org "
-    "AND actor_role = 'hospital' AND outcome = 'applied' LIMIT 1"
-)
-
-
-def sees_filing(tx: Tx, p: Principal, row: Row) -> bool:
-    """Whether a key may see a filing: its person's own (insured), one of its admissions' or
-    one it acted on (hospital), one insured in its regions (officer, auditor), any (admin)."""
-    if p.role is Role.ADMINISTRATOR:
-        return True
-    if p.role is Role.INSURED:
-        return p.person_key is not None and hmac.compare_digest(row["person_key"], p.person_key)
-    if p.role is Role.HOSPITAL:
-        if row["admission_id"] is not None:
-            org = tx.scalar(
-                "SELECT hospital_org FROM admission_record WHERE id = :id",
-                {"id": row["admission_id"]},
-            )
-            if org is not None and org == p.organisation:
-                return True
-        return tx.one(_HOSPITAL_TOUCHED, {"id": row["id"], "org": p.organisation}) is not None
-    return p.covers_region(row["insured_region"])
-
-
 def sees_admission(p: Principal, row: Row) -> bool:
     if p.role is Role.ADMINISTRATOR:
         return True
@@ -360,7 +349,9 @@ def sees_admission(p: Principal, row: Row) -> bool:
 
 
 def scope_sql(p: Principal) -> tuple[str, dict[str, Any]]:
-    """The filings a key may see, as a WHERE clause over filing_record (see `sees_filing`)."""
+    """The filings a key may see, as a WHERE clause over filing_record: its person's own
+    (insured), one of its admissions' or one it acted on (hospital), one insured in its regions
+    (officer, auditor), any (administrator). Every route and list uses this one clause."""
     if p.role is Role.ADMINISTRATOR:
         return "1 = 1", {}
     if p.role is Role.INSURED:
@@ -379,10 +370,6 @@ def scope_sql(p: Principal) -> tuple[str, dict[str, Any]]:
         clauses.append(f"insured_region LIKE :scope_r{i}")
         params[f"scope_r{i}"] = prefix_of(region) + "%"
     return "(" + " OR ".join(clauses) + ")", params
-
-
-def region_allowed(p: Principal, region: str) -> bool:
-    return not p.regions or any(contains(r, region) for r in p.regions)
 
 
 # -- cursors ---------------------------------------------------------------------------------
@@ -451,6 +438,15 @@ class Idempotency:
 
     def __init__(self, engine: FilingEngine, hours: int) -> None:
         self.engine, self.ttl = engine, timedelta(hours=hours)
+        self.purged_at: datetime | None = None
+
+    def purge(self, tx: Tx, now: datetime) -> None:
+        """Drop answers past their time, at most once a minute, inside a write that is
+        happening anyway (the index on `created_at` keeps it a short range delete)."""
+        if self.purged_at is not None and now - self.purged_at < timedelta(minutes=1):
+            return
+        self.purged_at = now
+        tx.run("DELETE FROM idempotency_record WHERE created_at < :cut", {"cut": now - self.ttl})
 
     def _hmac(self, text: str) -> str:
         # Keyed: a body may hold an ID number (and a caller may make a key of one), so a plain
@@ -530,6 +526,7 @@ class Seal:
                 "DELETE FROM idempotency_record WHERE key_id = :k AND idempotency_key = :i",
                 self.ids,
             )
+        self.owner.purge(tx, now)
         answer = problem_of(outcome) if isinstance(outcome, Exception) else self.render(outcome)
         tx.run(
             "INSERT INTO idempotency_record (key_id, idempotency_key, fingerprint, "
