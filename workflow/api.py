@@ -7,11 +7,12 @@ filing = engine.create(...)
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import date, datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -551,3 +552,25 @@ def _enum(cls: type[_E], value: Any, field: str, rule: str) -> _E:
         return cls(value)
     except ValueError:
         raise InvalidInput(field, rule, f"must be one of {', '.join(cls)}") from None
+
+
+def plain(value: Any) -> Any:
+    """A result as JSON-ready data (for the HTTP API, the CLI, an embedding back-office):
+    dataclasses to dicts, enums to their values, sets to sorted lists. The person's lookup
+    hash is dropped: with a known key it could be matched against every possible ID number,
+    and the masked form is there to show."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name not in ("person_key", "extra")
+        }
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, frozenset | set):
+        return sorted(plain(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value

@@ -7,7 +7,6 @@ their masked form, and audit exports pass through a masking guard (workflow.expo
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ from states.filing import Filing
 from states.policy import NATIONAL, policy_for
 from states.vocabulary import Channel, Document, Role
 from workflow import export
-from workflow.api import FilingEngine
+from workflow.api import FilingEngine, plain
 from workflow.audit import Checkpoint
 from workflow.config import load_settings
 from workflow.context import Actor
@@ -211,19 +210,8 @@ def _actor(
 
 
 def _filing_json(filing: Filing) -> str:
-    """The filing as JSON. It holds the ID number only masked; its keyed lookup hash is left
-    out too (with a known key it could be matched against every possible number)."""
-    data = dataclasses.asdict(filing)
-    del data["person_key"]
-    return json.dumps(data, ensure_ascii=False, default=_plain)
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, frozenset | set):
-        return sorted(value)
-    if isinstance(value, date):  # dates and instants
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
+    """The filing as JSON: its ID number masked, its keyed lookup hash left out (`plain`)."""
+    return json.dumps(plain(filing), ensure_ascii=False, default=lambda v: v.isoformat())
 
 
 @filings_app.command("create")

@@ -7,15 +7,14 @@ masked personal data only: a person is `person_masked`, never the number or its 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from datetime import UTC, date, datetime
-from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from states.vocabulary import Channel, Document, FilingState, Institution, InsuranceType, Kind
+from workflow.api import plain as plain  # re-exported: the routes call m.plain
 
 ID_NUMBER = Field(
     min_length=15,
@@ -313,23 +312,3 @@ class Problem(BaseModel):
     state: str | None = None
     inputs: dict[str, Any] | None = None
     errors: list[dict[str, str]] | None = None
-
-
-def plain(value: Any) -> Any:
-    """A domain object as JSON-ready data: dataclasses to dicts, enums to their values, sets
-    to sorted lists; the person's lookup hash is dropped (a response shows the masked form)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: plain(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.name not in ("person_key", "extra")
-        }
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, frozenset | set):
-        return sorted(plain(v) for v in value)
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    return value
