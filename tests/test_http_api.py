@@ -1042,6 +1042,22 @@ def test_filing_keys_issue_list_and_revoke_from_the_command_line(
     [row] = [json.loads(x) for x in relisted.stdout.splitlines() if shown["id"] in x]
     assert row["revoked_at"] is not None
 
+    from_stdin = CliRunner().invoke(
+        cli_app,
+        ["keys", "issue", "--role", "insured", "--label", "A again", "--id-number", "-",
+         "--database-url", url],
+        input=f"{A_ID}\n",
+    )  # fmt: skip
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
+    assert from_stdin.exit_code == 0, from_stdin.output
+    assert json.loads(from_stdin.stdout)["person"] == "3502**********123X"
+
+    unscoped = filing("keys", "issue", "--role", "auditor", "--label", "audit")
+    national = filing("keys", "issue", "--role", "auditor", "--label", "audit", "--all-regions")
+    assert unscoped.exit_code == 2 and "regions" in unscoped.output
+    assert national.exit_code == 0 and json.loads(national.stdout)["regions"] == []
+
 
 def test_a_key_issued_with_a_bad_scope_is_refused(engine: FilingEngine) -> None:
     from states.errors import InvalidInput
@@ -1054,6 +1070,9 @@ def test_a_key_issued_with_a_bad_scope_is_refused(engine: FilingEngine) -> None:
         {"role": "hospital", "organisation": H1, "regions": ("440100",)},
         {"role": "officer", "organisation": "XM", "regions": ("999999",)},
         {"role": "auditor", "id_number": A_ID},
+        {"role": "auditor"},  # every region only when asked for
+        {"role": "auditor", "regions": ("440700",), "all_regions": True},
+        {"role": "hospital", "organisation": H1, "all_regions": True},
     ]
     for case in cases:
         with pytest.raises(InvalidInput):

@@ -295,7 +295,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterato
     tokens = {
         "admin": token("administrator"),
         "officer": token("officer", organisation="agency-1", regions=("110000", "440700")),
-        "auditor": token("auditor"),
+        "auditor": token("auditor", all_regions=True),
         "insured": token("insured", id_number=OWNER, channel="mini_program"),
         "hospital": token("hospital", organisation="H4401001"),
     }

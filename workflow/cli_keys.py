@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from workflow import keys
-from workflow.cli import ConfigOpt, DatabaseOpt, _open
+from workflow.cli import ConfigOpt, DatabaseOpt, _open, read_id_number
 
 keys_app = typer.Typer(help="API keys of the HTTP API: issue, revoke, list.", no_args_is_help=True)
 
@@ -18,7 +18,8 @@ def issue(
     role: Annotated[str, typer.Option(help="insured, hospital, officer, auditor, administrator")],
     label: Annotated[str, typer.Option(help="who holds it (shown in `keys list`)")],
     id_number: Annotated[
-        str | None, typer.Option(help="insured: the person the key acts for (never stored)")
+        str | None,
+        typer.Option(help="insured: the person the key acts for (never stored); - reads stdin"),
     ] = None,
     organisation: Annotated[
         str | None, typer.Option(help="hospital: its code; officer: its agency")
@@ -27,6 +28,9 @@ def issue(
         list[str] | None,
         typer.Option(help="officer, auditor: a region served (repeat; 440000 covers 44xxxx)"),
     ] = None,
+    all_regions: Annotated[
+        bool, typer.Option(help="officer, auditor: every region (instead of --region)")
+    ] = False,
     channel: Annotated[str | None, typer.Option(help="the channel it acts through (L7)")] = None,
     on_behalf: Annotated[
         bool, typer.Option(help="insured: a linked family account acting for the person (L8)")
@@ -45,9 +49,10 @@ def issue(
             person_secret=engine.settings.person_key,
             channel=channel,
             organisation=organisation,
-            id_number=id_number,
+            id_number=read_id_number(id_number) if id_number is not None else None,
             on_behalf=on_behalf,
             regions=tuple(region or ()),
+            all_regions=all_regions,
         )
     if token_only:
         typer.echo(made.token)

@@ -65,7 +65,8 @@ class Principal:
 
     def covers_region(self, region: str) -> bool:
         """Whether one of the key's regions is `region` or contains it (GB/T 2260: 440000
-        contains 4407xx; 440700 contains 440703). No regions: every region."""
+        contains 4407xx; 440700 contains 440703). No regions: a key issued for all regions,
+        or an insured person's, hospital's or administrator's, whose scope is not by region."""
         return not self.regions or any(contains(r, region) for r in self.regions)
 
 
@@ -91,9 +92,11 @@ def issue(
     id_number: str | None = None,
     on_behalf: bool = False,
     regions: tuple[str, ...] = (),
+    all_regions: bool = False,
 ) -> IssuedKey:
     """Make a key. Each role must say what it is scoped to: an insured key its person, a
-    hospital key its organisation, an officer key its organisation and regions."""
+    hospital key its organisation, an officer key its organisation and regions, an auditor key
+    its regions; `all_regions` gives an officer or auditor every region, on purpose."""
     try:
         role = Role(role)
     except ValueError:
@@ -125,9 +128,16 @@ def issue(
         raise InvalidInput("on_behalf", "L8", "only an insured person's key acts on behalf")
     if role in (Role.HOSPITAL, Role.OFFICER) and not organisation:
         raise InvalidInput("organisation", "L7", f"a {role.value} key names its organisation")
-    if role is Role.OFFICER and not regions:
-        raise InvalidInput("regions", "K8", "an officer key names the regions its agency serves")
-    if role not in (Role.OFFICER, Role.AUDITOR) and regions:
+    scoped = (Role.OFFICER, Role.AUDITOR)
+    if role in scoped and not regions and not all_regions:
+        # Every region is a decision, never a default: a forgotten --region must not open
+        # the whole country to a key.
+        raise InvalidInput(
+            "regions", "K8", f"a {role.value} key names its regions, or says all_regions"
+        )
+    if role in scoped and regions and all_regions:
+        raise InvalidInput("all_regions", "K8", "regions or all_regions, not both")
+    if role not in scoped and (regions or all_regions):
         raise InvalidInput("regions", "K8", "only officer and auditor keys are scoped by region")
     for r in regions:
         if not region_exists(r):
