@@ -209,6 +209,15 @@ def _actor(
     return Actor(actor_id, role, channel, organisation or None, on_behalf)
 
 
+ID_NUMBER_HELP = "the resident ID number; - reads it from standard input"
+
+
+def read_id_number(value: str) -> str:
+    """`-` reads the number from standard input: an argument stays in shell history and is
+    visible to anyone listing processes."""
+    return sys.stdin.readline().strip() if value == "-" else value
+
+
 def _filing_json(filing: Filing) -> str:
     """The filing as JSON: its ID number masked, its keyed lookup hash left out (`plain`)."""
     return json.dumps(plain(filing), ensure_ascii=False, default=lambda v: v.isoformat())
@@ -216,7 +225,7 @@ def _filing_json(filing: Filing) -> str:
 
 @filings_app.command("create")
 def filings_create(
-    id_number: Annotated[str, typer.Option("--id-number", help="the resident ID number")],
+    id_number: Annotated[str, typer.Option("--id-number", help=ID_NUMBER_HELP)],
     kind: Annotated[str, typer.Option("--kind", help="K1–K6")],
     insurance_type: Annotated[str, typer.Option("--insurance-type", help="employee, resident")],
     insured_region: Annotated[str, typer.Option("--insured-region", help="GB/T 2260 code")],
@@ -249,7 +258,7 @@ def filings_create(
     actor = _actor(actor_id, role, channel, organisation, on_behalf)
     with _open(config, database_url) as engine:
         filing = engine.create(
-            id_number=id_number,
+            id_number=read_id_number(id_number),
             kind=kind,
             insurance_type=insurance_type,
             insured_region=insured_region,
@@ -277,7 +286,7 @@ def filings_show(
 
 @filings_app.command("list")
 def filings_list(
-    id_number: Annotated[str, typer.Option("--id-number", help="the resident ID number")],
+    id_number: Annotated[str, typer.Option("--id-number", help=ID_NUMBER_HELP)],
     effective: Annotated[
         bool, typer.Option("--effective", help="only 有效备案记录: effective and valid today")
     ] = False,
@@ -285,10 +294,9 @@ def filings_list(
     database_url: DatabaseOpt = None,
 ) -> None:
     """A person's filings, oldest first, as JSON Lines."""
+    number = read_id_number(id_number)
     with _open(config, database_url, read_only=True) as engine:
-        found = (
-            engine.effective_filings(id_number) if effective else engine.list_for_person(id_number)
-        )
+        found = engine.effective_filings(number) if effective else engine.list_for_person(number)
     for filing in found:
         typer.echo(_filing_json(filing))
 
