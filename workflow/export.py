@@ -167,24 +167,32 @@ class Filters:
         )
 
 
-def _query(filters: Filters) -> tuple[str, dict[str, Any]]:
+def _in_region(param: str) -> str:
+    """A record is in a region if its policy region is, or the insured region of its subject:
+    the filing, the admission, or a claim's admission."""
+    return (
+        f"(a.policy_region LIKE :{param}"
+        f" OR a.filing_id IN (SELECT id FROM filing_record WHERE insured_region LIKE :{param})"
+        f" OR a.filing_id IN (SELECT id FROM admission_record WHERE insured_region LIKE :{param})"
+        " OR a.filing_id IN (SELECT c.id FROM claim_record c JOIN admission_record m"
+        f" ON m.id = c.admission_id WHERE m.insured_region LIKE :{param}))"
+    )
+
+
+def _query(filters: Filters, scope: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
+    """The records meeting `filters` and, if `scope` names regions, in one of them (what a
+    region-scoped API key may read), after seq `:after` up to `:upto`, `:batch` at a time."""
     where = ["a.seq > :after", "a.seq <= :upto"]
     params: dict[str, Any] = {}
-    joins = ""
     if filters.filing_id is not None:
         where.append("a.filing_id = :filing_id")
         params["filing_id"] = filters.filing_id
     if filters.region is not None:
-        # The record's own policy region, or the insured region of its filing (or admission).
-        joins = (
-            " LEFT JOIN filing_record f ON f.id = a.filing_id"
-            " LEFT JOIN admission_record m ON m.id = a.filing_id"
-        )
-        where.append(
-            "(a.policy_region LIKE :region OR f.insured_region LIKE :region"
-            " OR m.insured_region LIKE :region)"
-        )
+        where.append(_in_region("region"))
         params["region"] = region_prefix(filters.region) + "%"
+    if scope:
+        where.append("(" + " OR ".join(_in_region(f"scope{i}") for i in range(len(scope))) + ")")
+        params.update({f"scope{i}": region_prefix(r) + "%" for i, r in enumerate(scope)})
     if filters.since is not None:
         where.append("a.at >= :since")
         params["since"] = filters.since
@@ -195,11 +203,19 @@ def _query(filters: Filters) -> tuple[str, dict[str, Any]]:
         names = [f":event{i}" for i in range(len(filters.events))]
         where.append(f"a.event IN ({', '.join(names)})")
         params.update({f"event{i}": e for i, e in enumerate(filters.events)})
-    sql = (
-        f"SELECT a.* FROM audit_record a{joins} WHERE {' AND '.join(where)} "
-        "ORDER BY a.seq LIMIT :batch"
-    )
+    sql = f"SELECT a.* FROM audit_record a WHERE {' AND '.join(where)} ORDER BY a.seq LIMIT :batch"
     return sql, params
+
+
+def page(
+    store: Store, filters: Filters, *, after: int, limit: int, scope: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """One page of the records meeting `filters` within `scope`, after seq `after`, in export
+    form and through the masking guard (the HTTP API's audit pages)."""
+    sql, params = _query(filters, scope)
+    with store.read() as tx:
+        rows = tx.all(sql, {**params, "after": after, "upto": 2**62, "batch": limit})
+    return [mask_record(_export_form(r))[0] for r in rows]
 
 
 def records(

@@ -13,7 +13,6 @@ that the audit record also carries.
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,13 +27,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from states.admissions import ADMISSION_EVENTS, ADMITTERS, CLAIMANTS
 from states.errors import FilingError
-from states.regions import prefix_of
 from states.table import EVENT_ROLES as ROLES
 from states.table import TRANSITIONS
 from states.vocabulary import FilingState, Kind, Role
-from workflow import keys
+from workflow import export, keys
 from workflow.api import FilingEngine
-from workflow.export import mask_record, mask_text
+from workflow.export import mask_text
 from workflow.http import models as m
 from workflow.http.support import (
     ApiProblem,
@@ -560,8 +558,8 @@ def create_app(
         route = route_of(request)
         api.allow(p, _READERS, route)
         api.filing_row(p, filing_id, route)
-        return _audit_page(engine, {"filing_id": filing_id}, decode_cursor(cursor, int),
-                           page_size(limit))  # fmt: skip
+        return _audit_page(engine, export.Filters(filing_id=filing_id),
+                           decode_cursor(cursor, int), page_size(limit))  # fmt: skip
 
     @app.get(
         "/filings/{filing_id}/deadlines",
@@ -725,8 +723,8 @@ def create_app(
         route = route_of(request)
         api.allow(p, _READERS, route)
         api.admission_row(p, admission_id, route)
-        return _audit_page(engine, {"filing_id": admission_id}, decode_cursor(cursor, int),
-                           page_size(limit))  # fmt: skip
+        return _audit_page(engine, export.Filters(filing_id=admission_id),
+                           decode_cursor(cursor, int), page_size(limit))  # fmt: skip
 
     @app.get(
         "/claims/{claim_id}", response_model=m.ClaimOut, operation_id="getClaim", tags=["hospital"]
@@ -830,10 +828,9 @@ def create_app(
         api.allow(p, _AUDIT, route)
         if region is not None:
             api.region(p, region, route)
-        filters: dict[str, Any] = {"filing_id": filing_id, "events": event, "since": since,
-                                   "until": until, "region": region}  # fmt: skip
-        regions = [region] if region else list(p.regions)
-        return _audit_page(engine, filters, decode_cursor(cursor, int), page_size(limit), regions)
+        filters = export.Filters(filing_id=filing_id, region=region, since=since, until=until,
+                                 events=tuple(event or ()))  # fmt: skip
+        return _audit_page(engine, filters, decode_cursor(cursor, int), page_size(limit), p.regions)
 
     @app.get(
         "/audit/checkpoint",
@@ -906,50 +903,14 @@ def _coverage(cov: Any) -> dict[str, Any]:
 
 def _audit_page(
     engine: FilingEngine,
-    filters: dict[str, Any],
+    filters: export.Filters,
     after: int | None,
     n: int,
-    regions: list[str] | None = None,
+    scope: tuple[str, ...] = (),
 ) -> Response:
-    sql = "SELECT * FROM audit_record WHERE 1 = 1"
-    params: dict[str, Any] = {"n": n + 1}
-    if filters.get("filing_id"):
-        sql += " AND filing_id = :fid"
-        params["fid"] = filters["filing_id"]
-    if filters.get("events"):
-        names = [f":e{i}" for i in range(len(filters["events"]))]
-        sql += f" AND event IN ({', '.join(names)})"
-        params.update({f"e{i}": e for i, e in enumerate(filters["events"])})
-    if filters.get("since"):
-        sql += " AND at >= :since"
-        params["since"] = filters["since"]
-    if filters.get("until"):
-        sql += " AND at < :until"
-        params["until"] = filters["until"]
-    if regions:
-        clauses = []
-        for i, region in enumerate(regions):
-            params[f"r{i}"] = prefix_of(region) + "%"
-            clauses.append(
-                f"filing_id IN (SELECT id FROM filing_record WHERE insured_region LIKE :r{i}"
-                f" UNION SELECT id FROM admission_record WHERE insured_region LIKE :r{i}"
-                " UNION SELECT c.id FROM claim_record c JOIN admission_record a"
-                f" ON a.id = c.admission_id WHERE a.insured_region LIKE :r{i})"
-            )
-        sql += " AND (" + " OR ".join(clauses) + ")"
-    if after is not None:
-        sql += " AND seq > :after"
-        params["after"] = after
-    with engine.store.read() as tx:
-        rows = tx.all(sql + " ORDER BY seq LIMIT :n", params)
+    rows = export.page(engine.store, filters, after=after or 0, limit=n + 1, scope=scope)
+    items = [m.AuditOut.model_validate(r).model_dump(mode="json") for r in rows[:n]]
     more = len(rows) > n
-    # Records are masked when written; the export's guard masks whatever got through anyway.
-    items = [
-        m.AuditOut.model_validate(
-            mask_record({**r, "inputs": json.loads(r["inputs"])})[0]
-        ).model_dump(mode="json")
-        for r in rows[:n]
-    ]
     return JSONResponse(
         {"items": items, "next_cursor": encode_cursor(rows[n - 1]["seq"]) if more else None}
     )
