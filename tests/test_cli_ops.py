@@ -119,7 +119,7 @@ def test_a_stale_expected_version_is_refused(env: Path) -> None:
     stale = transition(filing_id, "submit", "--expected-version", "5")
 
     assert stale.exit_code == 2
-    assert f"filing {filing_id} is no longer at version 5" in stale.stderr
+    assert f"{filing_id} is at version 1, not 5" in stale.stderr
 
 
 def test_reject_needs_a_reason_and_records_it(env: Path) -> None:

@@ -537,7 +537,7 @@ def test_an_unfiled_claim_lapses_at_its_deadline(any_engine: FilingEngine, clock
         ({"actor": PERSON}, "actor.role", "L7"),
     ],
 )
-def test_a_bad_admission_names_its_field_and_rule_and_writes_nothing(
+def test_a_bad_admission_names_its_field_and_rule_and_writes_only_its_denied_record(
     engine: FilingEngine, change: dict[str, Any], field: str, rule: str
 ) -> None:
     args: dict[str, Any] = {
@@ -551,7 +551,13 @@ def test_a_bad_admission_names_its_field_and_rule_and_writes_nothing(
         engine.admit(**args)
 
     assert (bad.value.field, bad.value.rule_id) == (field, rule)
-    assert engine.checkpoint() == before
+    assert engine.checkpoint().count == before.count + 1
+    with engine.sql_engine.connect() as conn:
+        last = conn.exec_driver_sql(
+            "SELECT event, outcome, rule_id FROM audit_record ORDER BY seq DESC LIMIT 1"
+        ).one()
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM admission_record").scalar() == 0
+    assert tuple(last) == ("admit", "denied", rule)
 
 
 def test_the_admission_keeps_only_the_masked_id_number(engine: FilingEngine) -> None:

@@ -200,7 +200,7 @@ class FilingEngine:
         self, filing_id: str, actor: Actor, documents: Iterable[Document | str], **kw: Any
     ) -> Filing:
         """V6: complete a commitment filing; two-way entitlement starts once nothing is missing."""
-        supplied = frozenset(_enum(Document, d, "documents", "V6") for d in documents)
+        supplied = frozenset(_enum(Document, d, "documents") for d in documents)
         return self._fire(filing_id, "supply_documents", actor, supplied=supplied, **kw)
 
     def stop_insurance(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
@@ -263,7 +263,7 @@ class FilingEngine:
         insurance type lapses, in one transaction. Returns the lapsed filings."""
         return self._service.stop_insurance_for_person(
             id_number,
-            _enum(InsuranceType, insurance_type, "insurance_type", "L6"),
+            _enum(InsuranceType, insurance_type, "insurance_type"),
             actor,
             Request.new(request_id, correlation_id),
         )
@@ -317,14 +317,14 @@ class FilingEngine:
         """Record an admission (or visit, or pharmacy purchase) reported by a hospital. An
         emergency without a covering filing is deemed filed (E1): see `deemed_filing_id`."""
         visit = Visit(
-            insurance_type=_enum(InsuranceType, insurance_type, "insurance_type", "L6"),
+            insurance_type=_enum(InsuranceType, insurance_type, "insurance_type"),
             insured_region=insured_region,
             treatment_region=treatment_region,
             hospital_code=hospital_code,
             admitted_on=admitted_on,
-            institution=_enum(Institution, institution, "institution", "P1"),
+            institution=_enum(Institution, institution, "institution"),
             networked=networked,
-            care=_enum(Care, care, "care", "P7"),
+            care=_enum(Care, care, "care"),
             emergency=emergency,
             referral=referral,
             transfer_first=transfer_first,
@@ -366,7 +366,7 @@ class FilingEngine:
     ) -> Admission:
         """E6: ask to extend a referred stay past the threshold, with the treating hospital's
         documents (continued_stay_certificate)."""
-        supplied = frozenset(_enum(Document, d, "documents", "E6") for d in documents)
+        supplied = frozenset(_enum(Document, d, "documents") for d in documents)
         return self._extension(admission_id, "request_extension", actor, supplied, **kw)
 
     def grant_extension(self, admission_id: str, actor: Actor, **kw: Any) -> Admission:
@@ -423,7 +423,7 @@ class FilingEngine:
         correlation_id: str | None = None,
     ) -> Claim:
         """P5, P6: file a manual reimbursement claim with its documents before its deadline."""
-        supplied = frozenset(_enum(Document, d, "documents", "P5") for d in documents)
+        supplied = frozenset(_enum(Document, d, "documents") for d in documents)
         return self._service.file_claim(
             claim_id,
             supplied,
@@ -529,10 +529,10 @@ def _application(
     card_number: str | None,
     card_settlement_enabled: bool | None,
 ) -> Application:
-    docs = frozenset(_enum(Document, d, "documents", "M1") for d in documents)
+    docs = frozenset(_enum(Document, d, "documents") for d in documents)
     return Application(
-        kind=_enum(Kind, kind, "kind", "K1"),
-        insurance_type=_enum(InsuranceType, insurance_type, "insurance_type", "L6"),
+        kind=_enum(Kind, kind, "kind"),
+        insurance_type=_enum(InsuranceType, insurance_type, "insurance_type"),
         insured_region=insured_region,
         treatment_region=treatment_region,
         channel=actor.channel,
@@ -547,7 +547,9 @@ def _application(
     )
 
 
-def _enum(cls: type[_E], value: Any, field: str, rule: str) -> _E:
+def _enum(cls: type[_E], value: Any, field: str, rule: str | None = None) -> _E:
+    """A word of the vocabulary. An unknown word is a malformed request, not a rule's refusal
+    (no rule id, so not recorded)."""
     try:
         return cls(value)
     except ValueError:

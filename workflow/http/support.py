@@ -126,8 +126,10 @@ def problem_of(exc: Exception) -> JSONResponse:
         return problem(
             412,
             "stale_version",
-            f"{exc.filing_id} is no longer at version {exc.expected_version}: read it again",
+            str(exc),
+            rule_id=exc.rule_id,
             subject_id=exc.filing_id,
+            inputs=exc.inputs,
         )
     if isinstance(exc, FilingNotFound):
         return problem(404, "not_found", "no such object visible to this key")
