@@ -849,6 +849,38 @@ def test_twenty_concurrent_transitions_at_one_version_apply_exactly_once(
     assert engine.get(draft["id"]).version == 2
 
 
+def test_of_two_concurrent_cancels_with_one_if_match_one_applies_and_one_is_on_record(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    engine = any_engine
+    a = issue(engine, "insured", "person A", id_number=A_ID, channel="mini_program")
+    app = create_app(engine)
+    with TestClient(app) as client:
+        filing = act(Http(client), a, created(Http(client), a, k1_body()), "submit")
+    clock.advance(days=95)  # past Xiamen's three-month lock (V2)
+
+    with served(app) as base:
+
+        def cancel() -> httpx.Response:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                return Http(client).post(
+                    f"/filings/{filing['id']}/cancel", a, if_match='"2"', json={}
+                )
+
+        answers = race(cancel, cancel)
+
+    assert sorted(r.status_code for r in answers) == [200, 412]
+    [loser] = [r for r in answers if r.status_code == 412]
+    assert problem(loser, 412)["inputs"] == {"expected_version": 2, "actual_version": 3}
+    cancels = [
+        (h["outcome"], h["rule_id"], h["request_id"])
+        for h in engine.history(filing["id"])
+        if h["event"] == "cancel"
+    ]
+    assert sorted(c[:2] for c in cancels) == [("applied", "L4"), ("denied", "R1")]
+    assert ("denied", "R1", loser.headers["x-request-id"]) in cancels
+
+
 # -- limits -------------------------------------------------------------------------------------
 
 
