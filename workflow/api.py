@@ -84,16 +84,21 @@ class FilingEngine:
                 "(or FILING_ALLOW_DEVELOPMENT_KEY=1 for a throwaway database)",
             )
         engine = create_engine(settings)
+        created = False
         if migrate and not read_only:
+            created = not _has_schema(engine)
             upgrade(engine)
         calendar = build_calendar(settings.calendar_years)
         service = FilingService(engine, settings, calendar, clock, read_only=read_only)
         if not read_only:
             service.pin_policies()
-        if settings.person_key_is_development_default:
+        if settings.person_key_is_development_default and created:
+            # Once per database, when it is made: every later command on it would say the same
+            # (and a reader of the README would see it after every command).
             structlog.get_logger("workflow").warning(
                 "person_key.development_default",
-                hint="set FILING_PERSON_KEY: person lookups use a development key",
+                hint="set FILING_PERSON_KEY: this database's person lookups use a development "
+                "key (said once, when the database is created)",
             )
         return cls(service)
 
@@ -512,6 +517,12 @@ class FilingEngine:
         """Walk the whole audit chain; with a checkpoint, also detect truncation and rewrites.
         `progress` is told the number of records walked, every 10,000 and at the end."""
         return self._service.verify(against, progress)
+
+
+def _has_schema(engine: sa.Engine) -> bool:
+    """Whether the database has been migrated before (Alembic's version table is there)."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        return sa.inspect(conn).has_table("alembic_version")
 
 
 def _application(

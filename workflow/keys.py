@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -176,6 +177,15 @@ def revoke(store: Store, key_id: str, now: datetime) -> None:
         raise KeyNotFound(key_id)
 
 
+def regions_shown(role: Role | str, regions: Sequence[str]) -> list[str] | str | None:
+    """A key's regions as `filing keys` shows them: an officer or auditor key with none was
+    issued for every region (`all_regions`), shown as "all"; other roles are not scoped by
+    region (None). An empty list would read as "no region at all", the opposite."""
+    if Role(role) not in (Role.OFFICER, Role.AUDITOR):
+        return None
+    return list(regions) if regions else "all"
+
+
 def listing(store: Store) -> list[dict[str, Any]]:
     """Every key, revoked or not, without its hash (for `filing keys list`)."""
     with store.read() as tx:
@@ -188,7 +198,7 @@ def listing(store: Store) -> list[dict[str, Any]]:
             "organisation": r["organisation"],
             "person": r["person_masked"],
             "on_behalf": r["on_behalf"],
-            "regions": json.loads(r["regions"]),
+            "regions": regions_shown(r["role"], json.loads(r["regions"])),
             "label": r["label"],
             "created_at": r["created_at"].isoformat(),
             "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None,
