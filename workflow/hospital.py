@@ -222,7 +222,7 @@ class HospitalSide:
         deadline rows in the same transaction."""
         _check_request(actor, request)
         _check_actor(actor, ADMITTERS, "record admissions")
-        number = normalise_id_number(id_number)
+        number = normalise_id_number(id_number, local_date(self._now()))
         key = person_key(number, self.settings.person_key)
 
         def work(tx: Tx, journal: Journal) -> Admission:

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from states.errors import FilingError, InvalidInput
+from states.periods import local_date
 from states.regions import contains
 from states.vocabulary import Channel, Role
 from workflow.context import Actor
@@ -120,7 +121,7 @@ def issue(
     if role is Role.INSURED:
         if id_number is None:
             raise InvalidInput("id_number", "L3", "an insured person's key names its person")
-        number = normalise_id_number(id_number)
+        number = normalise_id_number(id_number, local_date(now))
         p_key, p_masked = person_key(number, person_secret), mask(number)
     elif id_number is not None:
         raise InvalidInput("id_number", "L3", "only an insured person's key names a person")

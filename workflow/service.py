@@ -222,7 +222,7 @@ class FilingService(HospitalSide):
     ) -> Filing:
         """Create a draft. Bad input raises InvalidInput and writes nothing."""
         _check_request(actor, request)
-        number = normalise_id_number(id_number)
+        number = normalise_id_number(id_number, local_date(self._now()))
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> Filing:
             return self._new_draft(tx, application, number, actor, request, journal)
@@ -275,7 +275,7 @@ class FilingService(HospitalSide):
         then the old filing stays effective, so a rejected replacement leaves the person covered.
         A rule refusal is recorded against the old filing; invalid input writes nothing."""
         _check_request(actor, request)
-        number = normalise_id_number(id_number)
+        number = normalise_id_number(id_number, local_date(self._now()))
         key = person_key(number, self.settings.person_key)
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> tuple[Filing, Filing] | _Refused:
@@ -335,7 +335,8 @@ class FilingService(HospitalSide):
         """停保: the person's insurance of this type stopped; every open filing of theirs under
         it lapses (drafts and filings under review included), in one transaction."""
         _check_request(actor, request)
-        key = person_key(normalise_id_number(id_number), self.settings.person_key)
+        number = normalise_id_number(id_number, local_date(self._now()))
+        key = person_key(number, self.settings.person_key)
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> list[Filing] | _Refused:
             rows = tx.all(_OPEN_FILINGS_OF_PERSON, {"k": key, "t": insurance_type.value})
@@ -821,7 +822,8 @@ class FilingService(HospitalSide):
             return self._policy(tx, filing.policy_region, filing.policy_version)
 
     def for_person(self, id_number: str, *, effective_only: bool = False) -> list[Filing]:
-        key = person_key(normalise_id_number(id_number), self.settings.person_key)
+        number = normalise_id_number(id_number, local_date(self._now()))
+        key = person_key(number, self.settings.person_key)
         sql = "SELECT * FROM filing_record WHERE person_key = :k"
         if effective_only:
             sql += " AND state = 'effective'"

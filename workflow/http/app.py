@@ -233,9 +233,11 @@ class Api:
         the person it acts for)."""
         if p.role is not Role.INSURED:
             return
+        from states.periods import local_date
         from workflow.identity import normalise_id_number, person_key
 
-        mine = person_key(normalise_id_number(id_number), self.engine.settings.person_key)
+        today = local_date(self.engine.clock())
+        mine = person_key(normalise_id_number(id_number, today), self.engine.settings.person_key)
         if mine != p.person_key:
             reason = "an insured key acts only for the person it was issued for"
             deny(self.engine, p, route, 403, reason)
