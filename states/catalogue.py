@@ -57,4 +57,9 @@ RULES: dict[str, str] = {
     "C4": "24:00 cutoff",
     "C5": "extension only for act deadlines",
     "C6": "working-day calendar as data; provisional deadlines",
+    "A1": "a call needs a valid, unrevoked API key (401)",
+    "A2": "the route admits the key's role (403)",
+    "A3": "a key sees only the objects of its person, organisation or regions (404)",
+    "A4": "a hospital acts only for itself",
+    "A5": "what a key states when issued: role, holder, organisation, regions or person",
 }
