@@ -82,6 +82,16 @@ def test_a_code_no_longer_in_use_is_a_region_code_of_an_id_number_but_not_a_regi
     assert region_exists("110114")  # 昌平区, its successor
 
 
+def test_a_filing_still_names_regions_in_use_today(engine: FilingEngine) -> None:
+    """The insured and treatment regions are judged by `region_exists` (current codes, K8),
+    not by what an ID number's region code may be."""
+    with pytest.raises(InvalidInput) as caught:
+        draft(engine, id_number=number("110221", "19450101"), treatment_region="110221")
+
+    assert (caught.value.field, caught.value.rule_id) == ("treatment_region", "K8")
+    assert "current" in caught.value.problem
+
+
 @pytest.mark.parametrize("code", ["999999", "000000", "359999", "350299", "440799"])
 def test_a_number_with_a_region_code_that_never_existed_is_refused_naming_the_region_code(
     code: str,
