@@ -1016,13 +1016,14 @@ def test_a_missing_malformed_unknown_or_revoked_key_is_a_401_and_is_audited(
 
     for name, r in answers.items():
         body = problem(r, 401)
-        assert body["code"] == "not_authenticated", name
+        assert (body["code"], body["rule_id"]) == ("not_authenticated", "A1"), name
         assert r.headers["www-authenticate"] == "Bearer"
         [record] = audit_of(engine, body["request_id"])
-        assert (record["event"], record["outcome"], record["actor_id"]) == (
+        assert (record["event"], record["outcome"], record["actor_id"], record["rule_id"]) == (
             "access",
             "denied",
             "anonymous",
+            "A1",
         ), name
         assert record["inputs"] == {"route": "GET /filings", "status": 401, "key_id": None}
         assert k.a.split("_")[-1] not in json.dumps(record, default=str)
@@ -1133,21 +1134,24 @@ def test_filing_keys_issue_list_and_revoke_from_the_command_line(
 def test_a_key_issued_with_a_bad_scope_is_refused(engine: FilingEngine) -> None:
     from states.errors import InvalidInput
 
-    cases: list[dict[str, Any]] = [
-        {"role": "system"},
-        {"role": "insured"},  # names no person
-        {"role": "officer", "organisation": "XM"},  # no regions
-        {"role": "hospital"},  # no organisation
-        {"role": "hospital", "organisation": H1, "regions": ("440100",)},
-        {"role": "officer", "organisation": "XM", "regions": ("999999",)},
-        {"role": "auditor", "id_number": A_ID},
-        {"role": "auditor"},  # every region only when asked for
-        {"role": "auditor", "regions": ("440700",), "all_regions": True},
-        {"role": "hospital", "organisation": H1, "all_regions": True},
+    # A5: what a key must state when issued; never a filing rule (L7, K8) for a key's scope.
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"role": "system"}, "role"),
+        ({"role": "clerk"}, "role"),
+        ({"role": "insured"}, "id_number"),  # names no person
+        ({"role": "officer", "organisation": "XM"}, "regions"),  # no regions
+        ({"role": "hospital"}, "organisation"),  # no organisation
+        ({"role": "hospital", "organisation": H1, "regions": ("440100",)}, "regions"),
+        ({"role": "officer", "organisation": "XM", "regions": ("999999",)}, "regions"),
+        ({"role": "auditor", "id_number": A_ID}, "id_number"),
+        ({"role": "auditor"}, "regions"),  # every region only when asked for
+        ({"role": "auditor", "regions": ("440700",), "all_regions": True}, "all_regions"),
+        ({"role": "hospital", "organisation": H1, "all_regions": True}, "regions"),
     ]
-    for case in cases:
-        with pytest.raises(InvalidInput):
+    for case, field in cases:
+        with pytest.raises(InvalidInput) as caught:
             issue(engine, label="x", **case)
+        assert (caught.value.field, caught.value.rule_id) == (field, "A5"), case
     assert count(engine, "SELECT COUNT(*) FROM api_key_record") == 0
 
 

@@ -1,4 +1,4 @@
-"""A scenario for each rule of POLICY.md §1–§4 this engine enforces, through the Python API,
+"""A scenario for each rule of the catalogue's §1–§4 this engine enforces, through the Python API,
 with dates the day before, on and after each boundary. Each refusal names its rule."""
 
 from __future__ import annotations

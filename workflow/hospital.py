@@ -235,7 +235,7 @@ class HospitalSide:
 
         def work(tx: Tx, journal: Journal) -> Admission:
             _check_actor(actor, ADMITTERS, "record admissions")
-            number = normalise_id_number(id_number)
+            number = normalise_id_number(id_number, local_date(self._now()))
             key = person_key(number, self.settings.person_key)
             now = self._now()
             policy = policy_for(visit.insured_region, self.settings.policies)

@@ -246,7 +246,9 @@ class FilingService(HospitalSide):
         )  # fmt: skip
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> Filing:
-            number = normalise_id_number(id_number)  # M1: refused inside, so it is recorded
+            number = normalise_id_number(
+                id_number, local_date(self._now())
+            )  # M1: refused inside, so it is recorded
             return self._new_draft(tx, application, number, actor, request, journal)
 
         return self._run(work, request, actor=actor, attempted=attempt)
@@ -307,7 +309,7 @@ class FilingService(HospitalSide):
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> tuple[Filing, Filing] | _Refused:
             old, old_policy = self._load(tx, filing_id)
-            number = normalise_id_number(id_number)
+            number = normalise_id_number(id_number, local_date(self._now()))
             if old.person_key != person_key(number, self.settings.person_key):
                 raise InvalidInput(
                     "id_number", "L5", "a change replaces a filing of the same person"
@@ -374,7 +376,9 @@ class FilingService(HospitalSide):
         )  # fmt: skip
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> list[Filing] | _Refused:
-            key = person_key(normalise_id_number(id_number), self.settings.person_key)
+            key = person_key(
+                normalise_id_number(id_number, local_date(self._now())), self.settings.person_key
+            )
             rows = tx.all(_OPEN_FILINGS_OF_PERSON, {"k": key, "t": insurance_type.value})
             lapsed = []
             for row in rows:
@@ -491,7 +495,7 @@ class FilingService(HospitalSide):
         """The person as a refusal's record names them: the keyed hash and the masked form of a
         valid number; nothing of a number that is not one (M1 refused it)."""
         try:
-            number = normalise_id_number(id_number)
+            number = normalise_id_number(id_number, local_date(self._now()))
         except InvalidInput:
             return {}
         return {
@@ -925,7 +929,8 @@ class FilingService(HospitalSide):
             return self._policy(tx, filing.policy_region, filing.policy_version)
 
     def for_person(self, id_number: str, *, effective_only: bool = False) -> list[Filing]:
-        key = person_key(normalise_id_number(id_number), self.settings.person_key)
+        number = normalise_id_number(id_number, local_date(self._now()))
+        key = person_key(number, self.settings.person_key)
         sql = "SELECT * FROM filing_record WHERE person_key = :k"
         if effective_only:
             sql += " AND state = 'effective'"

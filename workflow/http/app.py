@@ -151,12 +151,13 @@ class Api:
         )
         if principal is None:
             self.limiter.check(f"ip:{client}", anonymous=True)
-            deny(self.engine, None, route_of(request), 401, "no valid API key")
+            deny(self.engine, None, route_of(request), 401, "no valid API key", rule_id="A1")
             raise ApiProblem(
                 401,
                 "not_authenticated",
                 "send a valid API key: Authorization: Bearer fk_…",
                 headers={"WWW-Authenticate": "Bearer"},
+                rule_id="A1",
             )
         request.state.key_id = principal.key_id
         self.limiter.check(f"key:{principal.key_id}")
@@ -164,8 +165,9 @@ class Api:
 
     def allow(self, p: Principal, roles: Iterable[Role], route: Route) -> None:
         if p.role not in roles:
-            deny(self.engine, p, route, 403, f"the {p.role.value} role may not call {route}")
-            raise ApiProblem(403, "forbidden", f"the {p.role.value} role may not call {route}")
+            reason = f"the {p.role.value} role may not call {route}"
+            deny(self.engine, p, route, 403, reason, rule_id="A2")
+            raise ApiProblem(403, "forbidden", reason, rule_id="A2")
 
     def _not_visible(self, p: Principal, route: Route, subject_id: str, exists: bool) -> None:
         deny(
@@ -174,10 +176,11 @@ class Api:
             route,
             404,
             "not visible to this key" if exists else "no such object",
+            rule_id="A3",
             subject_id=subject_id if exists else None,
         )
         # The id is not echoed: a caller may have put anything in the path.
-        raise ApiProblem(404, "not_found", "no such object visible to this key")
+        raise ApiProblem(404, "not_found", "no such object visible to this key", rule_id="A3")
 
     def filing_row(self, p: Principal, filing_id: str, route: Route) -> dict[str, Any]:
         where, params = scope_sql(p)
@@ -229,23 +232,25 @@ class Api:
             self._not_visible(p, route, claim_id, claim is not None)
 
     def same_person(self, p: Principal, id_number: str, route: Route) -> None:
-        """An insured key acts for its own person only (L8: a family account is issued for
-        the person it acts for)."""
+        """An insured key acts for its own person only (A3; L8: a family account is issued
+        for the person it acts for)."""
         if p.role is not Role.INSURED:
             return
+        from states.periods import local_date
         from workflow.identity import normalise_id_number, person_key
 
-        mine = person_key(normalise_id_number(id_number), self.engine.settings.person_key)
+        today = local_date(self.engine.clock())
+        mine = person_key(normalise_id_number(id_number, today), self.engine.settings.person_key)
         if mine != p.person_key:
             reason = "an insured key acts only for the person it was issued for"
-            deny(self.engine, p, route, 403, reason)
-            raise ApiProblem(403, "forbidden", reason, rule_id="L8")
+            deny(self.engine, p, route, 403, reason, rule_id="A3")
+            raise ApiProblem(403, "forbidden", reason, rule_id="A3")
 
     def region(self, p: Principal, region: str, route: Route) -> None:
         if p.role in (Role.OFFICER, Role.AUDITOR) and not p.covers_region(region):
             reason = "the insured region is not one this key's agency serves"
-            deny(self.engine, p, route, 403, reason)
-            raise ApiProblem(403, "forbidden", reason, rule_id="K8")
+            deny(self.engine, p, route, 403, reason, rule_id="A3")
+            raise ApiProblem(403, "forbidden", reason, rule_id="A3")
 
     def ids(self) -> dict[str, Any]:
         rid, cid = request_ids.get()
@@ -334,8 +339,8 @@ def create_app(
                     "a hospital files referrals (E4) and retro filings for its own admissions "
                     "(E2), nothing else"
                 )
-                deny(engine, p, route, 403, reason)
-                raise ApiProblem(403, "forbidden", reason, rule_id="E4")
+                deny(engine, p, route, 403, reason, rule_id="A4")
+                raise ApiProblem(403, "forbidden", reason, rule_id="A4")
             if body.admission_id is not None:
                 api.admission_row(p, body.admission_id, route)
             return _sealed(
@@ -536,8 +541,8 @@ def create_app(
         hidden = {f.id for f in touched} - api.visible(p, (f.id for f in touched))
         if hidden:
             reason = "the person has filings insured outside this key's regions"
-            deny(engine, p, route, 403, reason)
-            raise ApiProblem(403, "forbidden", reason, rule_id="K8")
+            deny(engine, p, route, 403, reason, rule_id="A3")
+            raise ApiProblem(403, "forbidden", reason, rule_id="A3")
         lapsed = engine.stop_insurance_for_person(
             body.id_number, body.insurance_type, p.actor, **api.ids()
         )

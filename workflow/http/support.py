@@ -289,6 +289,9 @@ def route_of(request: Request) -> Route:
     return Route(request.method, getattr(r, "path", request.url.path))
 
 
+# The access rule a denied call cites when the caller names none, by status.
+ACCESS_RULES = {401: "A1", 403: "A2", 404: "A3"}
+
 _ANONYMOUS = Principal("-", Role.INSURED, Channel.WEB_HALL, None, None, None, False, (), "-")
 
 
@@ -299,19 +302,23 @@ def deny(
     status: int,
     reason: str,
     *,
+    rule_id: str | None = None,
     subject_id: str | None = None,
     policy: tuple[str | None, str | None] = (None, None),
 ) -> None:
-    """Record a denied call in the audit trail (event `access`, outcome denied), then log it."""
+    """Record a denied call in the audit trail (event `access`, outcome denied) with the rule
+    that refused it, then log it. By default the access rule of the status: A1 no valid key
+    (401), A2 a role the route does not admit (403), A3 an object outside the key's scope (404)."""
     rid, cid = request_ids.get()
     who = principal or _ANONYMOUS
+    rule_id = rule_id or ACCESS_RULES.get(status)
     record = {
         "filing_id": subject_id,
         "event": "access",
         "from_state": None,
         "to_state": None,
         "outcome": Outcome.DENIED.value,
-        "rule_id": None,
+        "rule_id": rule_id,
         "reason": reason,
         "inputs": audit.canonical_inputs(
             {"route": str(route), "status": status, "key_id": principal and principal.key_id}
@@ -333,6 +340,7 @@ def deny(
         "http.access_denied",
         route=str(route),
         status=status,
+        rule_id=rule_id,
         key_id=principal and principal.key_id,
         subject_id=subject_id,
         audit_seq=seq,
