@@ -6,7 +6,7 @@ in its own words). Code, config.toml, audit records, errors and the README cite 
 The regions are those whose sources state the rule: `national` is the national default (the
 national platform and reimbursement guides, 医保发〔2022〕22号, the Civil Code), the others are
 GB/T 2260 codes of the regions config.toml gives a policy. A rule of the service's own design
-(the access rules A1–A5) is set by no region.
+(the access rules A1–A5, the recording rules R1…) is set by no region.
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ SECTIONS: dict[str, str] = {
     "P": "§6 Paying and being reimbursed",
     "C": "§7 How a period is counted (民法典 arts. 200–204)",
     "A": "§8 Access to the service",
+    "R": "§9 Recording commands",
 }
 
 _X, _J, _N = "350200", "440700", NATIONAL
@@ -560,6 +561,14 @@ _RULES: tuple[Rule, ...] = (
         "A5",
         "What a key states when issued: its role, holder and organisation; an officer or "
         "auditor key its regions or all regions; an insured key its person",
+        (),
+        Source(SERVICE),
+    ),
+    # §9 ---------------------------------------------------------------------------------------
+    _rule(
+        "R1",
+        "A command that names the version it read (expected_version, If-Match) applies to that "
+        "version only; a stale one changes nothing and is recorded with both versions",
         (),
         Source(SERVICE),
     ),

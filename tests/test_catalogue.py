@@ -17,7 +17,7 @@ from workflow.cli import app
 from workflow.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-RULE_ID = re.compile(r"\b[KLVMEPCA]\d{1,2}\b")
+RULE_ID = re.compile(r"\b[KLVMEPCAR]\d{1,2}\b")
 # Where rule ids are cited: code (rule_id=..., Denial("E3", ...), InvalidInput(..., "M1", ...),
 # comments and docstrings), config.toml (rule = "..."), and the documents a reader follows.
 CITING = [
