@@ -7,7 +7,7 @@ transition, a stale version). Messages carry opaque ids and rule ids, never pers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -118,9 +118,18 @@ class FilingNotFound(FilingError):
 
 
 class PolicyConfigError(FilingError):
-    """config.toml holds a policy the engine will not run with."""
+    """config.toml (or an option or environment variable standing for one of its keys) holds a
+    setting the engine will not run with. Carries every problem found, each naming its key;
+    `key` and `problem` are the first."""
 
-    def __init__(self, key: str, problem: str) -> None:
+    def __init__(self, key: str, problem: str, *more: tuple[str, str]) -> None:
         self.key = key
         self.problem = problem
-        super().__init__(f"policy config {key}: {problem}")
+        self.problems: tuple[tuple[str, str], ...] = ((key, problem), *more)
+        super().__init__("config " + "; ".join(f"{k}: {p}" for k, p in self.problems))
+
+    @classmethod
+    def of(cls, problems: Sequence[tuple[str, str]]) -> PolicyConfigError:
+        """One error for several problems (at least one)."""
+        (key, problem), *more = problems
+        return cls(key, problem, *more)

@@ -171,6 +171,15 @@ def _requirements(v: Any) -> tuple[Requirement, ...]:
         raise ValueError(f"unknown document ({exc}); known: {', '.join(Document)}") from None
 
 
+def _required_documents(v: Any) -> tuple[Requirement, ...]:
+    """Documents a rule requires (M1–M5, M7, M8, P5): at least one. Only M6 (an emergency is
+    deemed filed) and a kind with nothing beyond M1 (K6) may require none."""
+    groups = _requirements(v)
+    if not groups:
+        raise ValueError("must list at least one document: its rule requires documents")
+    return groups
+
+
 # key -> (parser, the rules it may cite)
 _FIELDS: dict[str, tuple[Callable[[Any], Any], frozenset[str]]] = {
     "scope": (_scope, frozenset({"K8"})),
@@ -186,9 +195,9 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], frozenset[str]]] = {
     "replace_card_prefixes": (_prefixes, frozenset({"M9"})),
     "check_card_settlement_on_first_filing": (_bool, frozenset({"M10"})),
     "online_consent_required": (_bool, frozenset({"M11"})),
-    "documents_all": (_requirements, frozenset({"M1"})),
-    "documents_student": (_requirements, frozenset({"M7"})),
-    "documents_flexible_employment": (_requirements, frozenset({"M8"})),
+    "documents_all": (_required_documents, frozenset({"M1"})),
+    "documents_student": (_required_documents, frozenset({"M7"})),
+    "documents_flexible_employment": (_required_documents, frozenset({"M8"})),
     # Hospital-side paths (§5) and paying (§6).
     "emergency_deemed_filed": (_bool, frozenset({"E1"})),
     "emergency_filing_window_days": (_whole(0, 30, "days"), frozenset({"E3"})),
@@ -211,20 +220,20 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], frozenset[str]]] = {
     "reimbursement_months": (_whole(1, 24, "months"), frozenset({"P6"})),
     "reimbursement_from": (_reimbursement_from, frozenset({"P6"})),
     "reimbursement_reminder_days": (_whole(0, 90, "days"), frozenset({"P6"})),
-    "documents_reimbursement": (_requirements, frozenset({"P5"})),
+    "documents_reimbursement": (_required_documents, frozenset({"P5"})),
     # Reminders the scheduler sends before a deadline (jobs/); the rule is the deadline's.
     "expiry_reminder_days": (_lead_days, frozenset({"V1", "V3"})),
     "window_reminder_days": (_whole(0, 10, "days"), frozenset({"E3", "E5", "E7"})),
     # Each kind's own documents cite that kind's rule (K6 has none beyond M1).
     **{
-        f"documents_{kind}": (_requirements, frozenset({rule}))
-        for kind, rule in (
-            ("K1", "M2"),
-            ("K2", "M3"),
-            ("K3", "M4"),
-            ("K4", "M5"),
-            ("K5", "M6"),
-            ("K6", "M1"),
+        f"documents_{kind}": (_required_documents if required else _requirements, frozenset({rule}))
+        for kind, rule, required in (
+            ("K1", "M2", True),
+            ("K2", "M3", True),
+            ("K3", "M4", True),
+            ("K4", "M5", True),
+            ("K5", "M6", False),  # an emergency is deemed filed: none may be asked
+            ("K6", "M1", False),  # M1's documents only (documents_all)
         )
     },
 }
@@ -317,58 +326,91 @@ def _plain(v: Any) -> Any:
 
 
 def parse_policies(raw: Mapping[str, Any]) -> dict[str, Policy]:
-    """Parse `[policy.*]` tables: `national` is complete; each region overrides it."""
+    """Parse `[policy.*]` tables: `national` is complete; each region overrides it. Refused with
+    every problem found in any of them, each naming its key."""
+    problems: list[tuple[str, str]] = []
+    if not isinstance(raw, Mapping):
+        raise PolicyConfigError("policy", "must be a table of policies")
     if NATIONAL not in raw:
-        raise PolicyConfigError("policy.national", "the national default policy is missing")
-    base = _parse_table(NATIONAL, raw[NATIONAL], None)
-    policies = {NATIONAL: _build(NATIONAL, base)}
+        problems.append(("policy.national", "the national default policy is missing"))
+    base = _values(NATIONAL, raw[NATIONAL], None, problems) if NATIONAL in raw else {}
+    regions: dict[str, dict[str, tuple[Any, str]]] = {}
     for region, table in raw.items():
         if region == NATIONAL:
             continue
         if not _REGION.match(region):
-            raise PolicyConfigError(
-                f"policy.{region}", "a region must be a six-digit GB/T 2260 code"
-            )
-        policies[region] = _build(region, _parse_table(region, table, base))
-    return policies
+            problems.append((f"policy.{region}", "a region must be a six-digit GB/T 2260 code"))
+            continue
+        regions[region] = _values(region, table, base, problems)
+    if problems:
+        raise PolicyConfigError.of(problems)
+    return {
+        NATIONAL: _build(NATIONAL, base),
+        **{region: _build(region, values) for region, values in regions.items()},
+    }
 
 
 def _parse_table(
     region: str, table: Any, base: dict[str, tuple[Any, str]] | None
 ) -> dict[str, tuple[Any, str]]:
+    problems: list[tuple[str, str]] = []
+    values = _values(region, table, base, problems)
+    if problems:
+        raise PolicyConfigError.of(problems)
+    return values
+
+
+def _values(
+    region: str,
+    table: Any,
+    base: dict[str, tuple[Any, str]] | None,
+    problems: list[tuple[str, str]],
+) -> dict[str, tuple[Any, str]]:
+    """A policy table's values (key -> (value, rule)) over `base`; with no base, it must set
+    every key. Each problem is added to `problems`, naming its key."""
     where = f"policy.{region}"
     if not isinstance(table, Mapping):
-        raise PolicyConfigError(where, "must be a table")
+        problems.append((where, "must be a table"))
+        return {}
+    values: dict[str, tuple[Any, str]] = dict(base or {})
     for key in ("version", "title"):
         if not isinstance(table.get(key), str) or not table[key]:
-            raise PolicyConfigError(f"{where}.{key}", "is required and must be a non-empty string")
-    values: dict[str, tuple[Any, str]] = dict(base or {})
-    values["version"] = (table["version"], "")
-    values["title"] = (table["title"], "")
+            problems.append((f"{where}.{key}", "is required and must be a non-empty string"))
+        else:
+            values[key] = (table[key], "")
     for key, entry in table.items():
         if key in _META:
             continue
         if key not in _FIELDS:
-            raise PolicyConfigError(f"{where}.{key}", "unknown key")
+            problems.append((f"{where}.{key}", "unknown key"))
+            continue
         parser, allowed_rules = _FIELDS[key]
         if not isinstance(entry, Mapping) or set(entry) != {"value", "rule"}:
-            raise PolicyConfigError(
-                f"{where}.{key}", 'must be written as { value = ..., rule = "ID" } naming its rule'
+            problems.append(
+                (
+                    f"{where}.{key}",
+                    'must be written as { value = ..., rule = "ID" } naming its rule',
+                )
             )
+            continue
         rule = entry["rule"]
         if not isinstance(rule, str) or not _RULE_ID.match(rule) or rule not in allowed_rules:
-            raise PolicyConfigError(
-                f"{where}.{key}.rule",
-                f"must name the rule it implements, one of {sorted(allowed_rules)}",
+            problems.append(
+                (
+                    f"{where}.{key}.rule",
+                    f"must name the rule it implements, one of {sorted(allowed_rules)}",
+                )
             )
         try:
             values[key] = (parser(entry["value"]), rule)
         except ValueError as exc:
-            raise PolicyConfigError(f"{where}.{key}", str(exc)) from None
+            problems.append((f"{where}.{key}", str(exc)))
     if base is None:
-        missing = sorted(set(_FIELDS) - set(values))
-        if missing:
-            raise PolicyConfigError(f"{where}.{missing[0]}", "the national default must set it")
+        problems.extend(
+            (f"{where}.{key}", "the national default must set it")
+            for key in sorted(set(_FIELDS) - set(values))
+            if key not in table  # a key set wrongly is already named
+        )
     return values
 
 

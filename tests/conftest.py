@@ -1,14 +1,15 @@
 """Shared fixtures: an injected clock, engines on SQLite and PostgreSQL, and small builders.
 
-PostgreSQL tests use FILING_TEST_PG_URL (default: the local server's `test` database), each in a
-schema of its own. Without a server they skip, saying why; with FILING_REQUIRE_POSTGRES=1 (CI)
-a missing server fails them instead.
+PostgreSQL tests use FILING_TEST_PG_URL's server (default: the local one), in a database this
+session creates with a unique name, each test in a schema of its own. Without a server they
+skip, saying why; with FILING_REQUIRE_POSTGRES=1 (CI) a missing server fails them instead.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +31,28 @@ from workflow.config import Settings, load_settings
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("FILING_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("FILING_REQUIRE_POSTGRES") == "1"
+
+
+def _schema_seed(text: str) -> int:
+    """The seed of the Schemathesis tests (tests/test_http_schema.py), from FILING_SCHEMA_SEED:
+    unset, the fixed seed (the same examples every run, as CI's first run has them); a number,
+    that run again; "random", a new one. The report header prints it, so any run can be
+    replayed."""
+    if not text:
+        return 20260302
+    if text == "random":
+        return random.SystemRandom().randrange(2**32)
+    if not text.isdigit():
+        raise pytest.UsageError('FILING_SCHEMA_SEED: a whole number, or "random"')
+    return int(text)
+
+
+SCHEMA_SEED = _schema_seed(os.environ.get("FILING_SCHEMA_SEED", ""))
+
+
+def pytest_report_header() -> str:
+    return f"schema tests seed: {SCHEMA_SEED} (replay: FILING_SCHEMA_SEED={SCHEMA_SEED})"
+
 
 PERSON = Actor("person-1", Role.INSURED, Channel.COUNTER)
 ONLINE = Actor("person-1", Role.INSURED, Channel.MINI_PROGRAM)
@@ -108,14 +131,36 @@ def postgres_available() -> None:
         pytest.skip(problem)
 
 
+@pytest.fixture(scope="session")
+def pg_database(postgres_available: None) -> Iterator[str]:
+    """A database of this test session's own on FILING_TEST_PG_URL's server, dropped at the
+    end: two runs against one server never meet, not even in their advisory locks (which are
+    per database). Without the right to create one, the URL's own database is used."""
+    name = f"filing_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.ProgrammingError:  # no CREATEDB: schemas of its own still keep tests apart
+        admin.dispose()
+        yield PG_URL
+        return
+    try:
+        yield sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
-def pg_url(postgres_available: None) -> Iterator[str]:
+def pg_url(pg_database: str) -> Iterator[str]:
     """A PostgreSQL URL whose connections work in a fresh schema of their own."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
+    admin = sa.create_engine(pg_database)
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    url = sa.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    url = sa.make_url(pg_database).update_query_dict({"options": f"-csearch_path={schema}"})
     yield url.render_as_string(hide_password=False)
     with admin.begin() as conn:
         conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))

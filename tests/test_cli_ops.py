@@ -202,19 +202,23 @@ def test_policies_validate_summarises_a_good_config(env: Path) -> None:
     assert json.loads(result.stdout)["policies"]["350200"] == "2026.3"
 
 
-def test_policies_validate_exits_1_naming_the_bad_key(env: Path) -> None:
+def test_policies_validate_exits_2_naming_every_bad_key(env: Path) -> None:
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
     bad = text.replace(
         'long_term_cancel_lock_months = { value = 3, rule = "V2" }',
         'long_term_cancel_lock_months = { value = 3, rule = "L1" }',
-    )
-    assert bad != text
+    ).replace('level = "info"', 'level = "verbose"')
+    assert bad.count("L1") > text.count("L1") and "verbose" in bad
     (env / "bad.toml").write_text(bad, encoding="utf-8")
 
     result = run("policies", "validate", "--config", str(env / "bad.toml"))
 
-    assert result.exit_code == 1
-    assert json.loads(result.stdout)["key"] == "policy.350200.long_term_cancel_lock_months.rule"
+    assert result.exit_code == 2
+    assert [p["key"] for p in json.loads(result.stdout)["problems"]] == [
+        "logging.level",
+        "policy.350200.long_term_cancel_lock_months.rule",
+    ]
+    assert "error: logging.level: must be one of debug, info, warning, error" in result.stderr
     assert "policy.350200.long_term_cancel_lock_months.rule: must name" in result.stderr
 
 

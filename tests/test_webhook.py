@@ -114,11 +114,13 @@ def receiver() -> Iterator[Callable[[list[str | int]], tuple[Receiver, str]]]:
         server.server_close()
 
 
-def _closed_port() -> int:
-    """A local port nothing listens on: connecting to it is refused."""
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A local port nothing listens on: connecting to it is refused. The port stays bound (not
+    listening) for the test, so no other process on the machine can take it meanwhile."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -196,9 +198,9 @@ def test_a_failing_receiver_gets_every_reminder_exactly_once_after_it_recovers(
 
 
 def test_a_receiver_that_is_down_leaves_the_reminders_pending_and_counted_as_failing(
-    reminding: FilingEngine, clock: Clock
+    reminding: FilingEngine, clock: Clock, closed_port: int
 ) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/reminders"
+    url = f"http://127.0.0.1:{closed_port}/reminders"
     daemon = Daemon(reminding, notifier=WebhookNotifier(url, timeout=TIMEOUT), daemon_id="d1")
     daemon.sweep()
 

@@ -404,14 +404,16 @@ def policies_show(
 
 @policies_app.command("validate")
 def policies_validate(config: ConfigOpt = None) -> None:
-    """Load config.toml as the engine would at start: exit 0 with a summary, or exit 1 naming
-    the key that is wrong and why (the first one found)."""
+    """Load config.toml as the engine would at start: exit 0 with a summary, or exit 2 listing
+    every problem, each naming its key (one line each on stderr, all of them as JSON)."""
     try:
         settings = load_settings(config)
     except PolicyConfigError as exc:
-        typer.echo(f"error: {exc.key}: {exc.problem}", err=True)
-        typer.echo(json.dumps({"ok": False, "key": exc.key, "problem": exc.problem}))
-        raise typer.Exit(1) from None
+        for key, problem in exc.problems:
+            typer.echo(f"error: {key}: {problem}", err=True)
+        problems = [{"key": key, "problem": problem} for key, problem in exc.problems]
+        typer.echo(json.dumps({"ok": False, "problems": problems}, ensure_ascii=False))
+        raise typer.Exit(2) from None
     summary = {
         "ok": True,
         "policies": {region: p.version for region, p in settings.policies.items()},

@@ -34,6 +34,7 @@ from workflow import export, keys
 from workflow.api import FilingEngine
 from workflow.export import mask_text
 from workflow.http import models as m
+from workflow.http.capacity import InFlightLimit, rate_limit_storage
 from workflow.http.support import (
     ApiProblem,
     Edge,
@@ -121,7 +122,7 @@ _ADMISSION_LINKS = _links(
 )
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": m.Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 403, 404, 409, 412, 413, 422, 428, 429)
+    for code in (400, 401, 403, 404, 409, 412, 413, 422, 428, 429, 503)
 }
 
 
@@ -278,7 +279,11 @@ def create_app(
     settings = engine.settings.http
     api = Api(
         engine,
-        RateLimit(settings.rate_limit, settings.anonymous_rate_limit, settings.rate_limit_storage),
+        RateLimit(
+            settings.rate_limit,
+            settings.anonymous_rate_limit,
+            rate_limit_storage(settings.rate_limit_storage),  # reachable, or the start is refused
+        ),
         Idempotency(engine, settings.idempotency_hours),
     )
     app = FastAPI(
@@ -290,6 +295,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.api = api
+    # Inside Edge (added last, so outermost): a request shed for load has its ids and log line.
+    app.add_middleware(
+        InFlightLimit,
+        limit=settings.max_in_flight,
+        retry_after_seconds=settings.retry_after_seconds,
+    )
     app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes)
     _handlers(app)
 

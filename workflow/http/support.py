@@ -86,6 +86,7 @@ _TITLES = {
     428: "Precondition required",
     429: "Too many requests",
     500: "Internal error",
+    503: "Service unavailable",
 }
 
 
@@ -253,11 +254,9 @@ class RateLimit:
     """Per caller (`limits`): a key at its own rate, a client address without a valid key at
     the (lower) anonymous rate."""
 
-    def __init__(self, rate: str, anonymous_rate: str, storage_uri: str) -> None:
+    def __init__(self, rate: str, anonymous_rate: str, store: storage.Storage) -> None:
         self.item, self.anonymous = parse(rate), parse(anonymous_rate)
-        self.limiter = strategies.SlidingWindowCounterRateLimiter(
-            storage.storage_from_string(storage_uri)
-        )
+        self.limiter = strategies.SlidingWindowCounterRateLimiter(store)
 
     def check(self, caller: str, *, anonymous: bool = False) -> None:
         item = self.anonymous if anonymous else self.item
