@@ -6,8 +6,9 @@ command line) naming the field, never a 500 or a traceback, on SQLite and Postgr
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,15 +18,24 @@ from typer.testing import CliRunner
 
 from jobs.cli import app as cli_app
 from jobs.daemon import status
-from tests.conftest import ROOT, Clock, effective
+from states.bounds import DateBounds
+from states.errors import InvalidInput, PolicyConfigError
+from tests.conftest import ROOT, Clock, draft, effective
 from tests.http_world import (
+    B_ID,
+    C_ID,
+    H1,
+    JIANGMEN,
     Http,
     Keys,
+    admission_body,
     issue_keys,
+    jiangmen_body,
+    problem,
     roomy,
 )
-from workflow import FilingEngine
-from workflow.config import Settings
+from workflow import Actor, Channel, FilingEngine, Role
+from workflow.config import Settings, settings_from_mapping
 from workflow.http import create_app
 from workflow.tables import deadline_t
 
@@ -200,3 +210,153 @@ def test_fire_due_and_recompute_answer_200_beside_a_row_that_cannot_be_read(
          "outcome": "failed"},
     ]  # fmt: skip
     assert recounted == {"result": []}
+
+
+# -- dates a caller gives are range-checked against the clock ([input]) ------------------------
+
+
+TODAY = date(2026, 3, 2)  # the clock's local date in these tests
+
+
+HOSPITAL = Actor("his-1", Role.HOSPITAL, Channel.HOSPITAL_SYSTEM, organisation="H1")
+
+
+@pytest.mark.parametrize(
+    ("start_date", "kind", "rule"),
+    [("9999-12-31", "K2", "V1"), ("2027-03-04", "K2", "V1"), ("9999-12-31", "K5", "V3")],
+)
+def test_a_start_date_past_the_input_bound_is_refused_at_create_naming_its_rule(
+    world: tuple[FilingEngine, Http, Keys], start_date: str, kind: str, rule: str
+) -> None:
+    engine, http, k = world
+    before = _written(engine)
+
+    r = http.post("/filings", k.c, json=jiangmen_body(C_ID, kind, start_date=start_date))
+
+    got = problem(r, 422)
+    assert (got["field"], got["rule_id"], _written(engine)) == ("start_date", rule, before)
+    assert "2027-03-03" in got["detail"] and "input.ahead_days" in got["detail"]
+
+
+def test_a_start_date_at_the_input_bound_is_accepted(
+    world: tuple[FilingEngine, Http, Keys],
+) -> None:
+    _, http, k = world
+
+    r = http.post("/filings", k.c, json=jiangmen_body(C_ID, start_date="2027-03-03"))
+
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(
+    ("admitted_on", "status"),
+    [(date(1, 1, 1), 422), (TODAY - timedelta(days=731), 422), (TODAY - timedelta(days=730), 201)],
+)
+def test_an_admission_date_past_the_input_bound_is_refused_naming_e2(
+    world: tuple[FilingEngine, Http, Keys], admitted_on: date, status: int
+) -> None:
+    engine, http, k = world
+    before = _written(engine)
+
+    r = http.post(
+        "/admissions", k.h1, json=admission_body(B_ID, H1, JIANGMEN, admitted_on, emergency=True)
+    )
+
+    assert r.status_code == status, r.text
+    if status == 422:
+        got = problem(r, 422)
+        assert (got["field"], got["rule_id"], _written(engine)) == ("admitted_on", "E2", before)
+
+
+def test_a_discharge_date_past_the_input_bound_is_refused_naming_e2(
+    world: tuple[FilingEngine, Http, Keys], clock: Clock
+) -> None:
+    engine, http, k = world
+    adm = http.ok("POST", "/admissions", k.h1, json=admission_body(B_ID, H1, JIANGMEN, TODAY))
+    clock.advance(days=800)
+    before = _written(engine)
+
+    r = http.post(
+        f"/admissions/{adm['id']}/discharge",
+        k.h1,
+        if_match="*",
+        json={"discharged_on": "2026-03-05"},
+    )
+
+    got = problem(r, 422)
+    assert (got["field"], got["rule_id"], _written(engine)) == ("discharged_on", "E2", before)
+
+
+def test_a_retro_start_date_past_the_input_bound_is_refused_naming_e2(
+    world: tuple[FilingEngine, Http, Keys],
+) -> None:
+    engine, http, k = world
+    adm = http.ok(
+        "POST", "/admissions", k.h1, json=admission_body(B_ID, H1, JIANGMEN, TODAY, emergency=True)
+    )
+    before = _written(engine)
+
+    r = http.post(
+        "/filings",
+        k.h1,
+        # K2: valid indefinitely (V1), so only the bound keeps year 1 out
+        json=jiangmen_body(B_ID, "K2", admission_id=adm["id"], start_date="0001-01-01"),
+    )
+
+    got = problem(r, 422)
+    assert (got["field"], got["rule_id"], _written(engine)) == ("start_date", "E2", before)
+
+
+def test_a_coverage_day_past_the_input_bound_is_refused_naming_v5(
+    world: tuple[FilingEngine, Http, Keys],
+) -> None:
+    engine, http, k = world
+    adm = http.ok("POST", "/admissions", k.h1, json=admission_body(B_ID, H1, JIANGMEN, TODAY))
+    before = _written(engine)
+
+    r = http.get(f"/admissions/{adm['id']}/coverage", k.h1, params={"day": "9999-12-31"})
+
+    got = problem(r, 422)
+    assert (got["field"], got["rule_id"], _written(engine)) == ("day", "V5", before)
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ({"past_days": 0}, "input.past_days"),
+        ({"past_days": "730"}, "input.past_days"),
+        ({"ahead_days": True}, "input.ahead_days"),
+        ({"ahead_days": -1}, "input.ahead_days"),
+        ({"ahead_days": 1.5}, "input.ahead_days"),
+        ({"future_days": 5}, "input.future_days"),
+    ],
+)
+def test_a_bad_input_section_is_refused_naming_its_key(table: dict[str, Any], key: str) -> None:
+    raw = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
+    raw["input"] = table
+
+    with pytest.raises(PolicyConfigError) as refused:
+        settings_from_mapping(raw, environ={})
+
+    assert refused.value.key == key
+
+
+def test_the_input_section_sets_the_bounds_the_engine_applies(
+    open_engine: Callable[..., FilingEngine], sqlite_url: str
+) -> None:
+    raw = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
+    raw["input"] = {"past_days": 10, "ahead_days": 0}
+    settings = settings_from_mapping(raw, environ={"FILING_PERSON_KEY": "k"})
+    engine = open_engine(sqlite_url, settings=settings)
+
+    assert settings.input == DateBounds(past_days=10, ahead_days=0)
+    with pytest.raises(InvalidInput) as ahead:
+        draft(engine, start_date=TODAY + timedelta(days=1))
+    with pytest.raises(InvalidInput) as back:
+        engine.admit(
+            id_number=B_ID, insurance_type="employee", insured_region="440700",
+            treatment_region="440100", hospital_code="H1", actor=HOSPITAL,
+            admitted_on=TODAY - timedelta(days=11),
+        )  # fmt: skip
+    assert (ahead.value.field, back.value.field) == ("start_date", "admitted_on")
+    assert draft(engine, start_date=TODAY).state.value == "draft"

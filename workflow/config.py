@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from states.bounds import DateBounds
 from states.errors import PolicyConfigError
 from states.policy import Policy, parse_policies
 
@@ -97,6 +98,7 @@ class Settings:
     person_key_is_development_default: bool
     scheduler: SchedulerSettings = SchedulerSettings()
     http: HttpSettings = HttpSettings()
+    input: DateBounds = field(default_factory=DateBounds)  # [input]: bounds on given dates
 
 
 def load_settings(
@@ -127,7 +129,7 @@ def settings_from_mapping(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     env = os.environ if environ is None else environ
-    unknown = set(raw) - {"database", "logging", "calendar", "policy", "scheduler", "http"}
+    unknown = set(raw) - {"database", "logging", "calendar", "policy", "scheduler", "http", "input"}
     if unknown:
         raise PolicyConfigError(sorted(unknown)[0], "unknown section")
     db = _section(raw, "database", {"url", "sqlite_synchronous", "busy_timeout_ms"})
@@ -163,6 +165,7 @@ def settings_from_mapping(
         person_key_is_development_default=not key,
         scheduler=_scheduler(raw, env),
         http=_http(raw),
+        input=_input(raw),
     )
 
 
@@ -197,6 +200,26 @@ def _http(raw: Mapping[str, Any]) -> HttpSettings:
     if settings.default_page_size > settings.max_page_size:
         raise PolicyConfigError("http.default_page_size", "must not exceed http.max_page_size")
     return settings
+
+
+_INPUT_DAYS = {"past_days": (1, 36_500), "ahead_days": (0, 3_650)}
+
+
+def _input(raw: Mapping[str, Any]) -> DateBounds:
+    """[input]: how many days back and ahead of today a date given by a caller may lie
+    (states.bounds, which names the rule each date is refused under)."""
+    table = _section(raw, "input", set(_INPUT_DAYS))
+    values: dict[str, int] = {}
+    for key, (low, high) in _INPUT_DAYS.items():
+        if key not in table:
+            continue
+        v = table[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise PolicyConfigError(f"input.{key}", "must be a whole number of days")
+        if not low <= v <= high:
+            raise PolicyConfigError(f"input.{key}", f"must be from {low} to {high}")
+        values[key] = v
+    return DateBounds(**values)
 
 
 def _scheduler(raw: Mapping[str, Any], env: Mapping[str, str]) -> SchedulerSettings:
