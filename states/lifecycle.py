@@ -17,7 +17,7 @@ from states.bounds import DateBounds, check_not_after, check_not_before
 from states.errors import InvalidInput
 from states.filing import Filing
 from states.guards import Attempt, commitment_pending
-from states.periods import start_of_local_day, validity_end
+from states.periods import PeriodOutOfRange, start_of_local_day, validity_end
 from states.policy import Policy
 from states.regions import EXCLUDED_PROVINCES, is_province_level, province_of, same_area
 from states.table import Transition
@@ -208,8 +208,18 @@ def _take_effect(filing: Filing, policy: Policy, today: date) -> None:
         validity, lock = policy.long_term_validity_months, policy.long_term_cancel_lock_months
     else:
         validity, lock = policy.temporary_validity_months, policy.temporary_cancel_lock_months
-    filing.valid_until = validity_end(effective_on, months=validity).last_day if validity else None
-    filing.lock_until = validity_end(effective_on, months=lock).last_day if lock else None
+    try:
+        valid_until = validity_end(effective_on, months=validity).last_day if validity else None
+        lock_until = validity_end(effective_on, months=lock).last_day if lock else None
+    except PeriodOutOfRange:
+        # A draft made before start dates were bounded (states.bounds) may start at the end
+        # of the calendar: refused by name, so it can still be withdrawn, never a crash.
+        raise InvalidInput(
+            "start_date",
+            "V1" if filing.category is Category.LONG_TERM else "V3",
+            "the validity or lock counted from this start date would end outside the calendar",
+        ) from None
+    filing.valid_until, filing.lock_until = valid_until, lock_until
     filing.entitlement_pending = commitment_pending(policy, filing)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +19,17 @@ from typer.testing import CliRunner
 from jobs.cli import app as cli_app
 from jobs.daemon import status
 from states.bounds import DateBounds
-from states.errors import InvalidInput, PolicyConfigError
+from states.errors import FilingError, InvalidInput, PolicyConfigError
+from states.periods import (
+    PeriodOutOfRange,
+    act_deadline,
+    add_months,
+    calendar_from,
+    end_of_local_day,
+    start_of_local_day,
+    validity_end,
+    working_days_deadline,
+)
 from tests.conftest import ROOT, Clock, draft, effective
 from tests.http_world import (
     B_ID,
@@ -31,6 +41,7 @@ from tests.http_world import (
     admission_body,
     issue_keys,
     jiangmen_body,
+    k1_body,
     problem,
     roomy,
 )
@@ -360,3 +371,59 @@ def test_the_input_section_sets_the_bounds_the_engine_applies(
         )  # fmt: skip
     assert (ahead.value.field, back.value.field) == ("start_date", "admitted_on")
     assert draft(engine, start_date=TODAY).state.value == "draft"
+
+
+# -- period arithmetic refuses by name ---------------------------------------------------------
+
+
+CALENDAR = calendar_from([date(9999, 12, 31)], [], [9999])  # the calendar's last day a holiday
+
+
+@pytest.mark.parametrize(
+    ("count", "rule"),
+    [
+        (lambda: add_months(date(9999, 12, 31), 6), "C2"),
+        (lambda: validity_end(date(9999, 12, 31), months=6), "C2"),
+        (lambda: validity_end(date(9999, 12, 30), days=5), "C1"),
+        (lambda: act_deadline(date(9999, 12, 30), calendar=CALENDAR, days=1), "C3"),
+        (lambda: working_days_deadline(date(9999, 12, 28), 5, calendar=CALENDAR), "E7"),
+        (lambda: end_of_local_day(date.max), "C4"),
+        (lambda: start_of_local_day(date.min), "C4"),
+        (lambda: end_of_local_day(date.min, time(0)), "C4"),
+    ],
+)
+def test_a_period_counted_past_the_calendar_is_refused_by_name(
+    count: Callable[[], object], rule: str
+) -> None:
+    with pytest.raises(PeriodOutOfRange) as refused:
+        count()
+
+    assert refused.value.rule_id == rule
+    assert isinstance(refused.value, FilingError)
+
+
+@pytest.mark.parametrize(
+    ("kind", "token", "step"), [("K1", "a", "submit"), ("K2", "jm", "approve")]
+)
+def test_a_draft_made_before_start_dates_were_bounded_is_refused_by_name_and_can_be_withdrawn(
+    world: tuple[FilingEngine, Http, Keys], kind: str, token: str, step: str
+) -> None:
+    engine, http, k = world
+    body = k1_body() if kind == "K1" else jiangmen_body(C_ID)
+    filing = http.ok("POST", "/filings", getattr(k, token), json=body)
+    with engine.store.write() as tx:  # as an earlier version let it be written
+        tx.run(
+            "UPDATE filing_record SET start_date = :d WHERE id = :id",
+            {"d": date(9999, 12, 31), "id": filing["id"]},
+        )
+    if step == "approve":
+        http.ok("POST", f"/filings/{filing['id']}/submit", k.jm, if_match='"1"')
+    before = _written(engine)
+
+    r = http.post(f"/filings/{filing['id']}/{step}", getattr(k, token), if_match="*")
+
+    got = problem(r, 422)
+    assert (got["field"], got["rule_id"]) == ("start_date", "V1")
+    assert _written(engine) == before
+    withdrawn = http.post(f"/filings/{filing['id']}/withdraw", getattr(k, token), if_match="*")
+    assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "withdrawn"
