@@ -5,6 +5,7 @@ command line) naming the field, never a 500 or a traceback, on SQLite and Postgr
 
 from __future__ import annotations
 
+import base64
 import json
 import tomllib
 from collections.abc import Callable, Iterator
@@ -427,3 +428,118 @@ def test_a_draft_made_before_start_dates_were_bounded_is_refused_by_name_and_can
     assert _written(engine) == before
     withdrawn = http.post(f"/filings/{filing['id']}/withdraw", getattr(k, token), if_match="*")
     assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "withdrawn"
+
+
+# -- far instants, cursors, control characters: 422 naming the field ---------------------------
+
+
+FAR_INSTANTS = ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"]
+
+
+@pytest.mark.parametrize("value", FAR_INSTANTS)
+@pytest.mark.parametrize("field", ["since", "until"])
+def test_an_audit_filter_outside_years_1_to_9999_in_utc_is_a_422_naming_it(
+    world: tuple[FilingEngine, Http, Keys], field: str, value: str
+) -> None:
+    engine, http, k = world
+    before = _written(engine)
+
+    r = http.get("/audit", k.admin, params={field: value})
+
+    assert (problem(r, 422)["field"], _written(engine)) == (field, before)
+
+
+@pytest.mark.parametrize("value", FAR_INSTANTS)
+def test_a_due_at_outside_years_1_to_9999_in_utc_is_a_422_naming_it(
+    world: tuple[FilingEngine, Http, Keys], value: str
+) -> None:
+    engine, http, k = world
+    before = _written(engine)
+
+    r = http.post(
+        "/deadlines/fire", k.admin, json={"subject_id": "abc", "kind": "expire", "due_at": value}
+    )
+
+    assert (problem(r, 422)["field"], _written(engine)) == ("due_at", before)
+
+
+def _cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": value}).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64, -1, "a\x00b", "x" * 33, "019c\n"])
+def test_a_cursor_past_what_the_database_holds_is_a_422(
+    world: tuple[FilingEngine, Http, Keys], value: Any
+) -> None:
+    _, http, k = world
+    filing = http.ok("POST", "/filings", k.c, json=jiangmen_body(C_ID))
+    adm = http.ok("POST", "/admissions", k.h1, json=admission_body(B_ID, H1, JIANGMEN, TODAY))
+    paths = (
+        ["/audit", f"/filings/{filing['id']}/history", f"/admissions/{adm['id']}/history"]
+        if isinstance(value, int)
+        else ["/filings"]
+    )
+
+    for path in paths:
+        r = http.get(path, k.admin, params={"cursor": _cursor(value)})
+        assert (problem(r, 422)["code"], r.json()["field"]) == ("invalid_cursor", "cursor"), path
+
+
+CONTROL = ["a\x00b", "a\x1b[2J", "a\x7f", "a\x85"]
+
+
+@pytest.mark.parametrize("text", CONTROL)
+def test_control_characters_in_a_body_are_a_422_naming_the_field(
+    world: tuple[FilingEngine, Http, Keys], text: str
+) -> None:
+    engine, http, k = world
+    filing = http.ok("POST", "/filings", k.c, json=jiangmen_body(C_ID))
+    http.ok("POST", f"/filings/{filing['id']}/submit", k.c, if_match='"1"')
+    before = _written(engine)
+    calls = [
+        ("kind", "/deadlines/fire", k.admin,
+         {"subject_id": filing["id"], "kind": f"expire{text}", "due_at": "2026-03-01T00:00:00Z"}),
+        ("card_number", "/filings", k.c, jiangmen_body(C_ID, card_number=f"4407{text}")),
+        ("hospital_code", "/admissions", k.h1,
+         admission_body(B_ID, f"H1{text}", JIANGMEN, TODAY)),
+        ("care", "/admissions", k.h1, admission_body(B_ID, H1, JIANGMEN, TODAY, care=text)),
+        ("reason", f"/filings/{filing['id']}/reject", k.jm, {"reason": f"missing{text}"}),
+    ]  # fmt: skip
+
+    for field, path, token, body in calls:
+        r = http.post(path, token, json=body, if_match="*")
+        got = problem(r, 422)
+        assert (got["field"], got["code"]) == (field, "invalid_input"), path
+        assert "control characters" in got["detail"] and text not in r.text
+    assert _written(engine) == before
+
+
+@pytest.mark.parametrize("text", CONTROL)
+def test_control_characters_in_a_query_filter_are_a_422_naming_it(
+    world: tuple[FilingEngine, Http, Keys], text: str
+) -> None:
+    _, http, k = world
+
+    r = http.get("/audit", k.admin, params={"event": f"submit{text}"})
+
+    assert problem(r, 422)["field"].startswith("event")
+
+
+@pytest.mark.parametrize("path", ["/filings/{}", "/filings/{}/history", "/admissions/{}",
+                                  "/admissions/{}/coverage", "/claims/{}"])  # fmt: skip
+def test_an_id_in_a_path_that_no_id_is_shaped_like_is_a_404(
+    world: tuple[FilingEngine, Http, Keys], path: str
+) -> None:
+    _, http, k = world
+
+    r = http.get(path.format("a%00b"), k.admin)
+
+    assert problem(r, 404)["code"] == "not_found"
+
+
+def test_a_key_id_no_key_is_shaped_like_is_a_401(world: tuple[FilingEngine, Http, Keys]) -> None:
+    _, http, _ = world
+
+    r = http.get("/filings", "fk_" + "\x00" * 12 + "_secret")
+
+    assert problem(r, 401)["code"] == "not_authenticated"
