@@ -543,3 +543,24 @@ def test_a_key_id_no_key_is_shaped_like_is_a_401(world: tuple[FilingEngine, Http
     r = http.get("/filings", "fk_" + "\x00" * 12 + "_secret")
 
     assert problem(r, 401)["code"] == "not_authenticated"
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--until", "9999-12-31T23:59:59-01:00"), ("--since", "0001-01-01T00:00:00+01:00"),
+])  # fmt: skip
+def test_an_export_bound_outside_years_1_to_9999_in_utc_exits_2_naming_the_option(
+    engine: FilingEngine, sqlite_url: str, option: str, value: str
+) -> None:
+    result = runner.invoke(
+        cli_app,
+        ["audit", "export", option, value, "--config", str(ROOT / "config.toml"),
+         "--database-url", sqlite_url],
+        env={"FILING_PERSON_KEY": "test-person-key"},
+    )  # fmt: skip
+
+    assert result.exit_code == 2, result.output
+    assert option in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
