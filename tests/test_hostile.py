@@ -9,12 +9,15 @@ import base64
 import json
 import tomllib
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from jobs.cli import app as cli_app
@@ -564,3 +567,59 @@ def test_an_export_bound_outside_years_1_to_9999_in_utc_exits_2_naming_the_optio
     assert result.exit_code == 2, result.output
     assert option in result.output and "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# -- any date, any instant, in every date field: answered, never a 500 -------------------------
+
+
+# Fixed offsets in whole minutes, as ISO 8601 text carries them, up to a day either way; and
+# dates and instants anywhere, the calendar's edges and today's neighbourhood most of all.
+OFFSETS = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
+
+
+DATES = st.one_of(
+    st.dates(),
+    st.dates(max_value=date(1, 1, 3)),
+    st.dates(min_value=date(9999, 12, 29)),
+    st.dates(min_value=date(2023, 1, 1), max_value=date(2028, 12, 31)),
+)
+
+
+INSTANTS = st.one_of(
+    st.datetimes(timezones=OFFSETS),
+    # hypothesis takes naive bounds and attaches a zone from `timezones`
+    st.datetimes(max_value=datetime(1, 1, 2), timezones=OFFSETS),  # noqa: DTZ001
+    st.datetimes(min_value=datetime(9999, 12, 30), timezones=OFFSETS),  # noqa: DTZ001
+)
+
+
+@examples(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(day=DATES, at=INSTANTS)
+def test_any_date_or_instant_in_a_date_field_is_answered_and_never_a_500(
+    world: tuple[FilingEngine, Http, Keys], day: date, at: datetime
+) -> None:
+    _, http, k = world
+    adm = http.ok("POST", "/admissions", k.h1, json=admission_body(B_ID, H1, JIANGMEN, TODAY))
+    instant = at.isoformat()
+    calls = [
+        ("admitted_on", http.post("/admissions", k.h1,
+                                  json=admission_body(B_ID, H1, JIANGMEN, day))),
+        ("start_date", http.post("/filings", k.c,
+                                 json=jiangmen_body(C_ID, start_date=day.isoformat()))),
+        ("day", http.get(f"/admissions/{adm['id']}/coverage", k.h1,
+                         params={"day": day.isoformat()})),
+        ("discharged_on", http.post(f"/admissions/{adm['id']}/discharge", k.h1, if_match="*",
+                                    json={"discharged_on": day.isoformat()})),
+        ("since", http.get("/audit", k.admin, params={"since": instant})),
+        ("until", http.get("/audit", k.admin, params={"until": instant})),
+        ("due_at", http.post("/deadlines/fire", k.admin,
+                             json={"subject_id": adm["id"], "kind": "report_window",
+                                   "due_at": instant})),
+    ]  # fmt: skip
+
+    for field, r in calls:
+        assert r.status_code < 500, (field, r.text)
+        if r.status_code == 422:
+            assert problem(r, 422)["field"] == field
