@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -302,22 +302,33 @@ class _leader:
             self._raw.close()
 
 
+_SET_ASIDE = (
+    "SELECT subject_id, kind, CAST(due_at AS TEXT) AS due_text, attempts, last_error, "
+    "CAST(retry_at AS TEXT) AS retry_text FROM deadline_record "
+    "WHERE fired_at IS NULL AND attempts > 0 ORDER BY subject_id, kind LIMIT 20"
+)
+
+
 def status(engine: FilingEngine, *, now: datetime | None = None) -> dict[str, Any]:
-    """What an operator needs to see: the due backlog and its lag, failing rows, the outbox,
-    and every daemon's heartbeat (alive if it beat within three heartbeat intervals)."""
+    """What an operator needs to see: the due backlog waiting for the sweep and its lag, the
+    rows set aside with their errors (a row that could not be read or applied waits alone,
+    retried after a backoff), the outbox, and every daemon's heartbeat (alive if it beat
+    within three heartbeat intervals). Instants of deadline rows are read as the database's
+    text, so a row no reader takes is shown, not a traceback."""
     now = now or engine.clock()
     beat = timedelta(seconds=engine.settings.scheduler.heartbeat_seconds * 3)
     with engine.store.read() as tx:
         backlog = tx.one(
-            "SELECT COUNT(*) AS n, MIN(due_at) AS oldest FROM deadline_record "
-            "WHERE fired_at IS NULL AND due_at <= :now",
+            "SELECT COUNT(*) AS n, CAST(MIN(due_at) AS TEXT) AS oldest FROM deadline_record "
+            "WHERE fired_at IS NULL AND due_at <= :now AND (retry_at IS NULL OR retry_at <= :now)",
             {"now": now},
         )
         failing = tx.scalar(
             "SELECT COUNT(*) FROM deadline_record WHERE fired_at IS NULL AND attempts > 0"
         )
+        set_aside = tx.all(_SET_ASIDE)
         upcoming = tx.one(
-            "SELECT MIN(due_at) AS next_due_at FROM deadline_record "
+            "SELECT CAST(MIN(due_at) AS TEXT) AS next_due_at FROM deadline_record "
             "WHERE fired_at IS NULL AND due_at > :now",
             {"now": now},
         )
@@ -333,9 +344,23 @@ def status(engine: FilingEngine, *, now: datetime | None = None) -> dict[str, An
     return {
         "now": now.isoformat(),
         "due_backlog": int(backlog["n"]),
-        "lag_seconds": round((now - oldest).total_seconds(), 3) if oldest else 0.0,
+        # None: the oldest due row's instant cannot be read (the next sweep sets it aside).
+        "lag_seconds": round((now - oldest).total_seconds(), 3)
+        if oldest
+        else (0.0 if backlog["oldest"] is None else None),
         "failing_deadlines": int(failing or 0),
-        "next_due_at": _iso(_instant(upcoming["next_due_at"])),
+        "set_aside": [
+            {
+                "subject_id": r["subject_id"],
+                "kind": r["kind"],
+                "due_at": _shown(r["due_text"]),
+                "attempts": r["attempts"],
+                "error": r["last_error"],
+                "retry_at": _shown(r["retry_text"]),
+            }
+            for r in set_aside
+        ],
+        "next_due_at": _shown(upcoming["next_due_at"]),
         "outbox": {
             "pending": int(outbox["pending"] or 0),
             "failing": int(outbox["failing"] or 0),
@@ -363,12 +388,21 @@ def status(engine: FilingEngine, *, now: datetime | None = None) -> dict[str, An
 
 
 def _instant(value: Any) -> datetime | None:
-    """MIN() over an instant column comes back as text on SQLite."""
+    """An instant read as the database's text (SQLite's, or PostgreSQL's with its offset);
+    None if no reader takes it (the row is then shown as stored)."""
     if value is None or isinstance(value, datetime):
         return value
-    from datetime import UTC
+    try:
+        instant = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
 
-    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+def _shown(text: str | None) -> str | None:
+    """An instant of a deadline row for the operator: ISO 8601 in UTC, or as stored."""
+    instant = _instant(text)
+    return text if instant is None else instant.isoformat()
 
 
 def _iso(value: datetime | None) -> str | None:

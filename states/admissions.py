@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
+from states.bounds import DateBounds, check_not_before
 from states.denial import Denial
 from states.errors import InvalidInput
 from states.periods import (
@@ -71,7 +72,9 @@ class Visit:
     chronic_declared: bool = False
 
 
-def check_visit(visit: Visit, today: date, *, region_exists: Callable[[str], bool]) -> None:
+def check_visit(
+    visit: Visit, today: date, *, region_exists: Callable[[str], bool], bounds: DateBounds
+) -> None:
     """Bad input names its field and rule; nothing is written."""
     for name in ("insured_region", "treatment_region"):
         code = getattr(visit, name)
@@ -90,12 +93,23 @@ def check_visit(visit: Visit, today: date, *, region_exists: Callable[[str], boo
         )
     if visit.admitted_on > today:
         raise InvalidInput("admitted_on", "E2", "an admission is recorded once it has begun")
+    check_not_before("admitted_on", visit.admitted_on, today, bounds)
     if visit.transfer_first and not visit.referral:
         raise InvalidInput("transfer_first", "E5", "only a referral transfers first")
     if visit.institution is Institution.PHARMACY and visit.care is not Care.OUTPATIENT:
         raise InvalidInput("care", "P3", "a pharmacy purchase is outpatient care")
     if visit.institution is Institution.PHARMACY and (visit.emergency or visit.referral):
         raise InvalidInput("institution", "P3", "emergencies and referrals are hospital care")
+
+
+def check_discharge(
+    admitted_on: date, discharged_on: date, today: date, bounds: DateBounds
+) -> None:
+    """E2: the discharge (settlement) date falls between the admission date and today, and
+    not further back than the input bounds allow."""
+    if discharged_on < admitted_on or discharged_on > today:
+        raise InvalidInput("discharged_on", "E2", "must fall between the admission date and today")
+    check_not_before("discharged_on", discharged_on, today, bounds)
 
 
 @dataclass

@@ -572,6 +572,13 @@ _RULES: tuple[Rule, ...] = (
         (),
         Source(SERVICE),
     ),
+    _rule(
+        "R2",
+        "A date a caller gives (admission, discharge, start, a day of care) lies within the "
+        "days back and ahead of today that config.toml's [input] sets",
+        (),
+        Source(SERVICE),
+    ),
 )  # fmt: skip
 
 RULES: Mapping[str, Rule] = MappingProxyType({r.id: r for r in _RULES})

@@ -1,8 +1,9 @@
 """What a filing must be to be created, and what a transition changes on it.
 
 `check_application` refuses a bad application before anything is written (K7, K8, M9, M10,
-V1/V3 start dates). `apply_effects` computes what entering a state means: the dates of
-validity and of the cancel lock (V1–V4, C1, C2, C5) and the commitment entitlement (V6).
+V1/V3 start dates, within the input bounds of states.bounds). `apply_effects` computes what
+entering a state means: the dates of validity and of the cancel lock (V1–V4, C1, C2, C5) and
+the commitment entitlement (V6).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from states.admissions import Admission
+from states.bounds import DateBounds, check_not_after, check_not_before
 from states.errors import InvalidInput
 from states.filing import Filing
 from states.guards import Attempt, commitment_pending
-from states.periods import start_of_local_day, validity_end
+from states.periods import PeriodOutOfRange, start_of_local_day, validity_end
 from states.policy import Policy
 from states.regions import EXCLUDED_PROVINCES, is_province_level, province_of, same_area
 from states.table import Transition
@@ -50,11 +52,14 @@ def check_application(
     *,
     first_filing: bool,
     region_exists: Callable[[str], bool],
+    bounds: DateBounds,
     admission: Admission | None = None,
 ) -> None:
     """Raise `InvalidInput` naming the field and rule if the application cannot be filed.
     A retro filing passes its `admission`; whether it is still in time is the submit guard's
-    (E2, E3, E5, E7), so a late one is refused and recorded rather than never written."""
+    (E2, E3, E5, E7), so a late one is refused and recorded rather than never written.
+    A start date lies within `bounds` of today: a validity is never counted from or to the
+    edge of the calendar."""
     if app.kind not in policy.kinds:
         raise InvalidInput(
             "kind",
@@ -93,15 +98,18 @@ def check_application(
             f"treatment inside the insured {where} needs no filing "
             f"({'省内' if where == 'province' else '市内'}异地就医无需备案)",
         )
+    validity_rule = "V3" if app.kind.category is Category.TEMPORARY else "V1"
     if admission is not None:
+        if app.start_date is not None:
+            check_not_before("start_date", app.start_date, today, bounds)
         _check_retro(app, admission, policy)
     elif app.start_date is not None and app.start_date < today:
         # A filing starts today or later; only a retro filing (E2) starts earlier.
         raise InvalidInput(
-            "start_date",
-            "V3" if app.kind.category is Category.TEMPORARY else "V1",
-            "a filing cannot start before the day it is made",
+            "start_date", validity_rule, "a filing cannot start before the day it is made"
         )
+    elif app.start_date is not None:
+        check_not_after("start_date", app.start_date, today, bounds)
     if app.by_commitment and not (
         policy.commitment_allowed and app.kind.category is Category.LONG_TERM
     ):
@@ -200,8 +208,18 @@ def _take_effect(filing: Filing, policy: Policy, today: date) -> None:
         validity, lock = policy.long_term_validity_months, policy.long_term_cancel_lock_months
     else:
         validity, lock = policy.temporary_validity_months, policy.temporary_cancel_lock_months
-    filing.valid_until = validity_end(effective_on, months=validity).last_day if validity else None
-    filing.lock_until = validity_end(effective_on, months=lock).last_day if lock else None
+    try:
+        valid_until = validity_end(effective_on, months=validity).last_day if validity else None
+        lock_until = validity_end(effective_on, months=lock).last_day if lock else None
+    except PeriodOutOfRange:
+        # A draft made before start dates were bounded (states.bounds) may start at the end
+        # of the calendar: refused by name, so it can still be withdrawn, never a crash.
+        raise InvalidInput(
+            "start_date",
+            "V1" if filing.category is Category.LONG_TERM else "V3",
+            "the validity or lock counted from this start date would end outside the calendar",
+        ) from None
+    filing.valid_until, filing.lock_until = valid_until, lock_until
     filing.entitlement_pending = commitment_pending(policy, filing)
 
 

@@ -13,12 +13,26 @@ from __future__ import annotations
 import calendar as _gregorian
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from states.errors import FilingError
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 _ONE_DAY = timedelta(days=1)
 _SATURDAY = 5
+
+
+class PeriodOutOfRange(FilingError, ValueError):
+    """A period counted from `start` would end outside the calendar (years 1 to 9999). No
+    real period does: its start date is out of any sensible range (states.bounds keeps such
+    dates out). Raised instead of the arithmetic's own OverflowError or ValueError, so that a
+    caller refuses it by name."""
+
+    def __init__(self, start: date, rule_id: str) -> None:
+        self.start = start
+        self.rule_id = rule_id
+        super().__init__(f"a period counted from {start} ends outside the calendar [{rule_id}]")
 
 
 def _require_aware(instant: datetime) -> None:
@@ -104,18 +118,23 @@ def local_date(instant: datetime) -> date:
 def end_of_local_day(day: date, closing: time | None = None) -> datetime:
     """C4: the UTC instant at which local `day` ends: 24:00 Asia/Shanghai (00:00 of the next local
     day), or the counter's `closing` time (local, naive) on `day`."""
-    if closing is None:
-        local = datetime.combine(day + _ONE_DAY, time(0), tzinfo=LOCAL_TZ)
-    else:
-        if closing.tzinfo is not None:
-            raise ValueError("closing time must be a naive local (Asia/Shanghai) time")
-        local = datetime.combine(day, closing, tzinfo=LOCAL_TZ)
-    return local.astimezone(UTC)
+    if closing is not None and closing.tzinfo is not None:
+        raise ValueError("closing time must be a naive local (Asia/Shanghai) time")
+    try:
+        if closing is None:
+            local = datetime.combine(day + _ONE_DAY, time(0), tzinfo=LOCAL_TZ)
+        else:
+            local = datetime.combine(day, closing, tzinfo=LOCAL_TZ)
+        return local.astimezone(UTC)
+    except OverflowError:
+        raise PeriodOutOfRange(day, "C4") from None
 
 
 def start_of_local_day(day: date) -> datetime:
     """The UTC instant at which local `day` begins (00:00 Asia/Shanghai): when a reminder set
     some days before a deadline is sent."""
+    if day == date.min:
+        raise PeriodOutOfRange(day, "C4")
     return end_of_local_day(day - _ONE_DAY)
 
 
@@ -127,6 +146,8 @@ def add_months(day: date, months: int) -> date:
     index = day.year * 12 + (day.month - 1) + months
     year, month = divmod(index, 12)
     month += 1
+    if year > MAXYEAR:
+        raise PeriodOutOfRange(day, "C2")
     last = _gregorian.monthrange(year, month)[1]
     return date(year, month, min(day.day, last))
 
@@ -137,7 +158,16 @@ def _computed_last_day(start: date, months: int, days: int) -> tuple[date, tuple
         raise ValueError(f"exactly one of months/days must be > 0, got months={months} days={days}")
     if months:
         return add_months(start, months), ("C1", "C2")
-    return start + timedelta(days=days), ("C1",)
+    try:
+        return start + timedelta(days=days), ("C1",)
+    except OverflowError:
+        raise PeriodOutOfRange(start, "C1") from None
+
+
+def _next_day(day: date, start: date, rule_id: str) -> date:
+    if day == date.max:
+        raise PeriodOutOfRange(start, rule_id)
+    return day + _ONE_DAY
 
 
 def validity_end(start: date, *, months: int = 0, days: int = 0) -> PeriodEnd:
@@ -169,7 +199,7 @@ def act_deadline(
     last = computed
     provisional = not calendar.is_known(last)
     while calendar.is_rest_day(last):
-        last += _ONE_DAY
+        last = _next_day(last, start, "C3")
         provisional = provisional or not calendar.is_known(last)
     if last != computed:
         rules = (*rules, "C3")
@@ -194,7 +224,7 @@ def working_days_deadline(start: date, working_days: int, *, calendar: WorkCalen
     provisional = False
     remaining = working_days
     while remaining:
-        day += _ONE_DAY
+        day = _next_day(day, start, "E7")
         provisional = provisional or not calendar.is_known(day)
         if calendar.is_workday(day):
             remaining -= 1

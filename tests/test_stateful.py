@@ -387,10 +387,15 @@ class Lifecycle(RuleBasedStateMachine):
                 admission_id=admission_id,
             )  # fmt: skip
         except InvalidInput as invalid:
-            # The only reason: care inside the insured area needs no filing (K8).
-            assert _in_scope(insured, adm.treatment_region), invalid
-            assert invalid.rule_id == "K8"
             assert self.engine.checkpoint().count == total
+            if _in_scope(insured, adm.treatment_region):
+                # Care inside the insured area needs no filing (K8).
+                assert invalid.rule_id == "K8", invalid
+            else:
+                # The only other reason: its start date, the admission's, is further back
+                # than a date may be given ([input]).
+                assert adm.admitted_on < SETTINGS.input.earliest(self._today()), invalid
+                assert (invalid.field, invalid.rule_id) == ("start_date", "E2")
             return multiple()
         assert not _in_scope(insured, adm.treatment_region)
         assert (filing.state, filing.version, filing.deemed) == (FilingState.DRAFT, 1, False)
@@ -420,7 +425,9 @@ class Lifecycle(RuleBasedStateMachine):
         windowed = before.emergency and policy.emergency_filing_window_days > 0
         closes = live and windowed and not self._filed_in_time(admission_id)
         covered = self._covered_otherwise(before)
-        on = min(self._today(), before.admitted_on + timedelta(days=days))
+        # Within the stay, and no further back than a date may be given ([input]).
+        earliest = SETTINGS.input.earliest(self._today())
+        on = min(self._today(), max(earliest, before.admitted_on + timedelta(days=days)))
         try:
             adm, cov = self.engine.discharge(admission_id, on, HOSPITAL, system_fault=fault)
         except TransitionRefused as refusal:

@@ -44,6 +44,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass as schema
 from pydantic_core import ErrorDetails
 
+from states.bounds import DateBounds
 from states.errors import PolicyConfigError
 from states.policy import Policy, parse_policies
 
@@ -299,12 +300,22 @@ class HttpSettings:
         return self
 
 
+@schema(frozen=True, config=_SCHEMA)
+class InputSection:
+    """[input]: how many days back and ahead of today a date a caller gives may lie
+    (states.bounds judges the dates, naming the rule each is refused under)."""
+
+    past_days: Annotated[Whole, _range(1, 36_500)] = 730
+    ahead_days: Annotated[Whole, _range(0, 3_650)] = 366
+
+
 SECTIONS: Mapping[str, type] = {
     "database": DatabaseSection,
     "logging": LoggingSection,
     "calendar": CalendarSection,
     "scheduler": SchedulerSettings,
     "http": HttpSettings,
+    "input": InputSection,
 }
 """Each non-policy section of config.toml and its schema; `[policy.*]` is states.policy's."""
 
@@ -330,6 +341,7 @@ class Settings:
     person_key_is_development_default: bool
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    input: DateBounds = field(default_factory=DateBounds)  # [input]: bounds on given dates
 
     def __post_init__(self) -> None:
         # The flat [database] and [logging] values pass the same schema, however the settings
@@ -416,7 +428,8 @@ def settings_from_mapping(
         policies=policies,
         person_key=(person_key or DEV_PERSON_KEY).encode(),
         person_key_is_development_default=not person_key,
-        **{name: section for name, section in sections.items() if name in own},
+        input=DateBounds(sections["input"].past_days, sections["input"].ahead_days),
+        **{name: section for name, section in sections.items() if name in own - {"input"}},
     )
 
 

@@ -25,6 +25,7 @@ from states.admissions import (
     Extension,
     Visit,
     Window,
+    check_discharge,
     check_visit,
     claims_days_past_threshold,
     extension_denial,
@@ -34,6 +35,7 @@ from states.admissions import (
     window_inputs,
     window_reminder_at,
 )
+from states.bounds import check_not_after
 from states.coverage import (
     Coverage,
     claim_counted_from,
@@ -239,7 +241,9 @@ class HospitalSide:
             key = person_key(number, self.settings.person_key)
             now = self._now()
             policy = policy_for(visit.insured_region, self.settings.policies)
-            check_visit(visit, local_date(now), region_exists=region_exists)
+            check_visit(
+                visit, local_date(now), region_exists=region_exists, bounds=self.settings.input
+            )
             self._pin(tx, policy.region, policy)
             adm = Admission(
                 id=new_id(now, "adm"),
@@ -378,10 +382,7 @@ class HospitalSide:
             refused = self._admission_event(tx, adm, "discharge", actor, request, journal)
             if refused is not None:
                 return refused
-            if discharged_on < adm.admitted_on or discharged_on > local_date(now):
-                raise InvalidInput(
-                    "discharged_on", "E2", "must fall between the admission date and today"
-                )
+            check_discharge(adm.admitted_on, discharged_on, local_date(now), self.settings.input)
             adm = self._lapse_if_window_over(tx, adm, request, journal)
             before = adm.status
             adm.discharged_on, adm.system_fault = discharged_on, system_fault
@@ -528,6 +529,8 @@ class HospitalSide:
             adm, policy = self._admission_and_policy(tx, admission_id)
             if day is not None and day < adm.admitted_on:
                 raise InvalidInput("day", "V5", "must not be before the admission date")
+            if day is not None:
+                check_not_after("day", day, local_date(now), self.settings.input)
             adm = self._lapse_if_window_over(tx, adm, request, journal)
             cov = decide(adm, policy, self._filings_of(tx, adm), self.calendar, day)
             journal.append(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from workflow.store import Row, Store, insert_sql
 from workflow.tables import api_key_t
 
 PREFIX = "fk_"
+_KEY_ID = re.compile(r"[0-9a-f]{12}")
 _INSERT = insert_sql(api_key_t)
 # Roles a key can carry: the engine's own `system` role is never handed out.
 KEY_ROLES = (Role.INSURED, Role.HOSPITAL, Role.OFFICER, Role.AUDITOR, Role.ADMINISTRATOR)
@@ -213,7 +215,9 @@ def authenticate(store: Store, token: str) -> Principal | None:
     if not token.startswith(PREFIX):
         return None
     key_id, sep, secret = token[len(PREFIX) :].partition("_")
-    if not sep or len(key_id) != 12 or not secret:
+    # The id is 12 hex digits; anything else (a NUL, which PostgreSQL refuses in text) is
+    # never sent to the database.
+    if not sep or not _KEY_ID.fullmatch(key_id) or not secret:
         return None
     with store.read() as tx:
         row = tx.one("SELECT * FROM api_key_record WHERE id = :id", {"id": key_id})

@@ -691,7 +691,7 @@ class FilingService(HospitalSide):
                 )
         check_application(
             application, policy, local_date(now), first_filing=first and not deemed,
-            region_exists=region_exists, admission=admission,
+            region_exists=region_exists, bounds=self.settings.input, admission=admission,
         )  # fmt: skip
         self._pin(tx, policy.region, policy)
         filing = Filing(

@@ -27,7 +27,6 @@ from states.errors import FilingError
 from workflow.tables import UTCDateTime
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 Row = dict[str, Any]
 WRITE_LOCK_KEY = 0x6175646974  # "audit"
@@ -230,7 +229,9 @@ def _bind_sqlite(value: Any) -> Any:
     if kind is datetime:
         if value.tzinfo is None:
             raise ValueError("naive datetime: instants must be timezone-aware")
-        return value.astimezone(UTC).strftime(_SQLITE_DATETIME)
+        # SQLAlchemy's own format, `0001-01-11 15:54:17.000000`: the year always has four
+        # digits (strftime's %Y drops the zeros of years before 1000, which no reader takes).
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     if kind is date:
         return value.isoformat()
     return value

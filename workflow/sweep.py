@@ -54,8 +54,9 @@ def _log() -> Any:
     return structlog.get_logger("workflow.sweep")
 
 
-_DUE = (
-    "SELECT subject_id, kind, due_at, attempts FROM deadline_record "
+_KEY = "subject_id = :s AND kind = :k AND due_at = :d"
+_DUE_COLUMNS = "subject_id, kind, due_at, attempts"
+_DUE_WHERE = (
     "WHERE fired_at IS NULL AND due_at <= :now AND (retry_at IS NULL OR retry_at <= :now) "
     "ORDER BY due_at, subject_id, kind LIMIT :limit"
 )
@@ -79,12 +80,13 @@ _EXPIRE_ROW = next(t for t in TRANSITIONS if t.event == "expire")
 
 @dataclass(frozen=True)
 class Applied:
-    """What became of one due row: "fired", "retired" (moot, recorded) or "failed" (left
-    pending with its error, retried after a backoff)."""
+    """What became of one due row: "fired", "retired" (moot, recorded) or "failed" (set
+    aside with its error, retried after a backoff). `due_at` is None for a row whose stored
+    instant could not be read."""
 
     subject_id: str
     kind: str
-    due_at: datetime
+    due_at: datetime | None
     outcome: str
 
 
@@ -104,13 +106,14 @@ def fire_due(service: FilingService, request: Request, *, limit: int = 500) -> B
     """Apply up to `limit` due rows, earliest first, in one transaction."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    due_sql = _DUE + (" FOR UPDATE SKIP LOCKED" if service.store.postgres else "")
+    lock = " FOR UPDATE SKIP LOCKED" if service.store.postgres else ""
 
     def work(tx: Tx, journal: list[dict[str, Any]]) -> Batch:
         now = service._now()
-        rows = tx.all(due_sql, {"now": now, "limit": limit})
+        params = {"now": now, "limit": limit}
+        rows, unreadable, _ = _read_rows(tx, _DUE_COLUMNS, _DUE_WHERE + lock, params)
+        applied = [_set_aside(tx, row, now) for row in unreadable]
         plain = _expirable(service, tx, rows, now)
-        applied: list[Applied] = []
         group: list[Mapping[str, Any]] = []
         for row in rows:
             if row["kind"] == "expire" and row["subject_id"] in plain:
@@ -124,9 +127,65 @@ def fire_due(service: FilingService, request: Request, *, limit: int = 500) -> B
                 applied.append(done)
         if group:
             applied += _expire_group(service, tx, group, request, journal, now)
-        return Batch(tuple(applied), len(rows))
+        return Batch(tuple(applied), len(rows) + len(unreadable))
 
     return service._run(work, request, retry_stale=False)
+
+
+def _read_rows(
+    tx: Tx, columns: str, where: str, params: Mapping[str, Any]
+) -> tuple[list[Row], list[Row], tuple[Any, str, str] | None]:
+    """Deadline rows (`columns` of those `where` selects), and apart from them the rows whose
+    stored values no reader takes (written by hand, or by an old bug): one such row must not
+    stop every timer. If the rows cannot be read whole, they are found again by their keys,
+    the instant as the database's own text (which no reader decodes), and read one by one;
+    the unreadable ones keep that text as `due_text`, by which they are set aside. The last
+    key read, in the form the query takes back, is returned for paging."""
+    tx.run("SAVEPOINT read_rows")
+    try:
+        rows = tx.all(f"SELECT {columns} FROM deadline_record {where}", params)
+    except Exception:  # a value no reader takes: the rows are read one by one below
+        tx.run("ROLLBACK TO SAVEPOINT read_rows")
+    else:
+        tx.run("RELEASE SAVEPOINT read_rows")
+        return rows, [], _position(rows[-1], "due_at") if rows else None
+    tx.run("RELEASE SAVEPOINT read_rows")
+    as_text = columns.replace("due_at", "CAST(due_at AS TEXT) AS due_text")
+    keys = tx.all(f"SELECT {as_text} FROM deadline_record {where}", params)
+    one = f"SELECT {columns} FROM deadline_record WHERE {_KEY}"
+    readable: list[Row] = []
+    unreadable: list[Row] = []
+    for key in keys:
+        try:
+            row = tx.one(one, {"s": key["subject_id"], "k": key["kind"], "d": key["due_text"]})
+        except Exception:  # this row alone cannot be read
+            unreadable.append(key)
+            continue
+        if row is not None:
+            readable.append(row)
+    return readable, unreadable, _position(keys[-1], "due_text") if keys else None
+
+
+def _position(row: Row, instant: str) -> tuple[Any, str, str]:
+    return row[instant], row["subject_id"], row["kind"]
+
+
+def _set_aside(tx: Tx, key: Mapping[str, Any], now: datetime) -> Applied:
+    """A due row that cannot be read is set aside like one that cannot be applied: its
+    error kept on the row (shown by `filing daemon status`), retried after a backoff."""
+    attempts = key["attempts"] + 1
+    retry_at = now + min(_RETRY_BASE * 2 ** (attempts - 1), _RETRY_CAP)
+    error = "unreadable stored value"
+    tx.run(
+        _FAILED,
+        {"s": key["subject_id"], "k": key["kind"], "d": key["due_text"], "error": error,
+         "retry_at": retry_at},
+    )  # fmt: skip
+    _log().error(
+        "deadline.failed", subject_id=key["subject_id"], kind=key["kind"],
+        due_at=key["due_text"], error=error, attempts=attempts, retry_at=retry_at.isoformat(),
+    )  # fmt: skip
+    return Applied(key["subject_id"], key["kind"], None, "failed")
 
 
 def _expirable(
@@ -134,16 +193,23 @@ def _expirable(
 ) -> dict[str, Mapping[str, Any]]:
     """The due expiries the set-wise path decides: plain filings (no admission) still
     effective whose validity is over (V1/V3, the table's own guard). Anything else is left
-    to `_fire_row`, which records why it does not apply."""
+    to `_fire_row`, which records why it does not apply (or, for a filing whose row cannot
+    be read, sets its deadline aside alone)."""
     ids = [r["subject_id"] for r in rows if r["kind"] == "expire"]
     if not ids or not service.machine.allows("expire", FilingState.EFFECTIVE, Role.SYSTEM):
         return {}
     names = ", ".join(f":i{n}" for n in range(len(ids)))
-    found = tx.all(
-        "SELECT id, version, state, valid_until, policy_region, policy_version, admission_id "
-        f"FROM filing_record WHERE id IN ({names})",
-        {f"i{n}": i for n, i in enumerate(ids)},
-    )
+    tx.run("SAVEPOINT due_filings")
+    try:
+        found = tx.all(
+            "SELECT id, version, state, valid_until, policy_region, policy_version, "
+            f"admission_id FROM filing_record WHERE id IN ({names})",
+            {f"i{n}": i for n, i in enumerate(ids)},
+        )
+    except Exception:  # a filing row no reader takes: every expiry goes the single way
+        tx.run("ROLLBACK TO SAVEPOINT due_filings")
+        found = []
+    tx.run("RELEASE SAVEPOINT due_filings")
     return {
         f["id"]: f
         for f in found
@@ -256,8 +322,8 @@ class Recomputed:
     provisional: bool
 
 
-_PROVISIONAL = (
-    "SELECT subject_id, kind, due_at, rule_id FROM deadline_record "
+_PROVISIONAL_COLUMNS = "subject_id, kind, due_at, rule_id"
+_PROVISIONAL_WHERE = (
     "WHERE provisional AND fired_at IS NULL AND due_at < :h "
     "AND (due_at, subject_id, kind) > (:d, :s, :k) "
     "ORDER BY due_at, subject_id, kind LIMIT :limit"
@@ -289,31 +355,40 @@ def recompute_provisional(
     Rows are taken `batch` at a time, each batch its own short transaction, so writers never
     wait long; only rows up to the year after the last known one are read (a later deadline
     cannot depend on the years known so far). A row whose recount raises is rolled back alone,
-    logged, and tried again next time."""
+    logged, and tried again next time; a row that cannot be read is logged and passed over
+    (the sweep sets it aside)."""
     known = service.calendar.known_years
     horizon = start_of_local_day(date(max(known) + 2, 1, 1)) if known else _FAR
-    after: tuple[datetime, str, str] = (_EPOCH, "", "")
+    after: tuple[Any, str, str] | None = (_EPOCH, "", "")
     done: list[Recomputed] = []
-    while True:
-        rows, changed = _recount_batch(service, request, after, horizon, batch)
+    while after is not None:
+        read, changed, after = _recount_batch(service, request, after, horizon, batch)
         done += changed
-        if len(rows) < batch:
-            return done
-        last = rows[-1]
-        after = (last["due_at"], last["subject_id"], last["kind"])
+        if read < batch:
+            break
+    return done
 
 
 def _recount_batch(
     service: FilingService,
     request: Request,
-    after: tuple[datetime, str, str],
+    after: tuple[Any, str, str],
     horizon: datetime,
     limit: int,
-) -> tuple[list[Row], list[Recomputed]]:
-    def work(tx: Tx, journal: list[dict[str, Any]]) -> tuple[list[Row], list[Recomputed]]:
+) -> tuple[int, list[Recomputed], tuple[Any, str, str] | None]:
+    """One batch: how many rows it read, what changed, and the key to read on from."""
+
+    def work(
+        tx: Tx, journal: list[dict[str, Any]]
+    ) -> tuple[int, list[Recomputed], tuple[Any, str, str] | None]:
         now = service._now()
         params = {"d": after[0], "s": after[1], "k": after[2], "h": horizon, "limit": limit}
-        rows = tx.all(_PROVISIONAL, params)
+        rows, unreadable, last = _read_rows(tx, _PROVISIONAL_COLUMNS, _PROVISIONAL_WHERE, params)
+        for key in unreadable:
+            _log().error(
+                "recompute.failed", subject_id=key["subject_id"], kind=key["kind"],
+                error="unreadable stored value",
+            )  # fmt: skip
         done: list[Recomputed] = []
         for row in rows:
             mark = len(journal)
@@ -331,7 +406,7 @@ def _recount_batch(
             tx.run("RELEASE SAVEPOINT recount_row")
             if changed is not None:
                 done.append(changed)
-        return rows, done
+        return len(rows) + len(unreadable), done, last
 
     return service._run(work, request, retry_stale=False)
 

@@ -13,6 +13,7 @@ that the audit record also carries.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -79,6 +80,13 @@ IdemKey = Annotated[
 ]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of a page")]
 Limit = Annotated[int | None, Query(description="page size (config: http.max_page_size)")]
+
+
+def _well_formed(subject_id: str) -> bool:
+    """Whether an id in a path is shaped like the ids this API gives out. One that is not
+    names nothing (404, as if absent) and is never sent to the database, which may refuse
+    it (PostgreSQL refuses NUL in text)."""
+    return re.fullmatch(r"[0-9a-z]{1,32}", subject_id) is not None
 
 
 def _caller(request: Request) -> Principal:
@@ -184,6 +192,8 @@ class Api:
         raise ApiProblem(404, "not_found", "no such object visible to this key", rule_id="A3")
 
     def filing_row(self, p: Principal, filing_id: str, route: Route) -> dict[str, Any]:
+        if not _well_formed(filing_id):
+            self._not_visible(p, route, filing_id, False)
         where, params = scope_sql(p)
         with self.engine.store.read() as tx:
             row = tx.one(
@@ -211,6 +221,8 @@ class Api:
         return {r["id"] for r in rows}
 
     def admission_row(self, p: Principal, admission_id: str, route: Route) -> dict[str, Any]:
+        if not _well_formed(admission_id):
+            self._not_visible(p, route, admission_id, False)
         with self.engine.store.read() as tx:
             row = tx.one("SELECT * FROM admission_record WHERE id = :id", {"id": admission_id})
         if row is not None and sees_admission(p, row):
@@ -219,6 +231,8 @@ class Api:
         raise AssertionError
 
     def claim_admission(self, p: Principal, claim_id: str, route: Route) -> None:
+        if not _well_formed(claim_id):
+            self._not_visible(p, route, claim_id, False)
         with self.engine.store.read() as tx:
             claim = tx.one("SELECT admission_id FROM claim_record WHERE id = :id", {"id": claim_id})
             adm = (
@@ -833,7 +847,7 @@ def create_app(
         p: Caller,
         filing_id: Annotated[str | None, Query(pattern=m.SUBJECT_ID)] = None,
         region: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
-        event: Annotated[list[str] | None, Query(max_length=20)] = None,
+        event: Annotated[list[m.EventName] | None, Query(max_length=20)] = None,
         since: m.IsoDateTime | None = None,
         until: m.IsoDateTime | None = None,
         cursor: Cursor = None,

@@ -11,7 +11,16 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
 from states.vocabulary import Channel, Document, FilingState, Institution, InsuranceType, Kind
 from workflow.api import plain as plain  # re-exported: the routes call m.plain
@@ -35,16 +44,42 @@ def _iso_text(value: Any) -> Any:
 
 
 def _utc(value: datetime) -> datetime:
-    """An instant without an offset is read as UTC (as the audit export reads one)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """An instant without an offset is read as UTC (as the audit export reads one). One whose
+    UTC falls outside years 1 to 9999 (`9999-12-31T23:59:59-01:00`) is refused, not a 500."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall between years 1 and 9999 in UTC") from None
 
 
+def _no_control_characters(value: Any) -> Any:
+    """Text from a caller holds no control characters (NUL, escapes, DEL, C1) nor lone
+    surrogates: no field of this API has a use for them, PostgreSQL refuses NUL in text and
+    no driver encodes a lone surrogate, and in logs or exports they can forge lines."""
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(t, str) and not _PLAIN.fullmatch(t) for t in texts):
+        raise ValueError("must not hold control characters")
+    return value
+
+
+_PLAIN = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*")
+
+
+# An audit event's name (`submit`, `access`, `decide_coverage`), as a filter value.
+EventName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,40}$")]
 IsoDate = Annotated[date, BeforeValidator(_iso_text)]
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_utc)]
 
 
 class Body(BaseModel):
+    """A request body: unknown fields refused, and no text field holds a control character."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        return _no_control_characters(value)
 
 
 class FilingIn(Body):

@@ -389,7 +389,13 @@ def encode_cursor(value: str | int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_CURSOR_ID = re.compile(r"[0-9a-z]{1,32}")  # an id, as the API gives them out
+_CURSOR_SEQ = range(2**63)  # a seq: what a BIGINT holds (SQLite overflows past it)
+
+
 def decode_cursor(cursor: str | None, kind: type[str] | type[int]) -> Any:
+    """The position a cursor this API gave out names: an id or a seq. Anything else (another
+    type, a number past what the database holds, text no id is made of) is a 422."""
     if cursor is None:
         return None
     try:
@@ -397,7 +403,11 @@ def decode_cursor(cursor: str | None, kind: type[str] | type[int]) -> Any:
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         value = None
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if (
+        not isinstance(value, kind)
+        or isinstance(value, bool)
+        or not (value in _CURSOR_SEQ if isinstance(value, int) else _CURSOR_ID.fullmatch(value))
+    ):
         raise ApiProblem(422, "invalid_cursor", "cursor: not a cursor this API gave out",
                          field="cursor")  # fmt: skip
     return value
