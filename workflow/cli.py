@@ -1,8 +1,9 @@
 """Command line for operators and auditors (Typer). Configures logging once, at entry.
 
-Output is JSON on stdout; refusals and bad input are one line on stderr and exit 2, a failed
-check (verify, a bad config) exits 1. Nothing prints an ID number whole: filings carry only
-their masked form, and audit exports pass through a masking guard (workflow.export).
+Output is JSON on stdout; refusals, bad input and a bad config (every bad key named) are on
+stderr with exit 2, a failed check (verify) exits 1. Nothing prints an ID number whole:
+filings carry only their masked form, and audit exports pass through a masking guard
+(workflow.export).
 """
 
 from __future__ import annotations
