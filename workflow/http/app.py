@@ -32,7 +32,6 @@ from states.table import TRANSITIONS
 from states.vocabulary import FilingState, Kind, Role
 from workflow import export, keys
 from workflow.api import FilingEngine
-from workflow.export import mask_text
 from workflow.http import models as m
 from workflow.http.support import (
     ApiProblem,
@@ -53,6 +52,7 @@ from workflow.http.support import (
     scope_sql,
     sees_admission,
 )
+from workflow.identity import mask_personal_data
 from workflow.keys import Principal
 from workflow.service import _filing_from_row
 
@@ -929,9 +929,10 @@ def _handlers(app: FastAPI) -> None:
     async def on_invalid(_request: Request, exc: RequestValidationError) -> Response:
         # Never echo the input: it may be an ID number.
         # Field names come from the caller too: mask any ID number one was made of.
+        masked = mask_personal_data
         errors = [
-            {"field": mask_text(".".join(str(x) for x in e["loc"][1:]) or str(e["loc"][0])),
-             "problem": mask_text(str(e["msg"]))}
+            {"field": masked(".".join(str(x) for x in e["loc"][1:]) or str(e["loc"][0])),
+             "problem": masked(str(e["msg"]))}
             for e in exc.errors()
         ]  # fmt: skip
         first = errors[0] if errors else {"field": "-", "problem": "invalid"}

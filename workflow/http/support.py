@@ -36,14 +36,12 @@ from states.regions import prefix_of
 from states.vocabulary import Channel, Outcome, Role
 from workflow import audit
 from workflow.api import FilingEngine
+from workflow.identity import mask_personal_data
 from workflow.keys import Principal
 from workflow.store import Row, Tx
 
 PROBLEM = "application/problem+json"
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-# Fifteen digits in a row could be a resident ID number (15 or 18 characters): a request id
-# carrying them is not taken up, or it would be echoed, logged and stored in the audit trail.
-_ID_SHAPED = re.compile(r"\d{15}")
 request_ids: ContextVar[tuple[str, str]] = ContextVar("request_ids", default=("-", "-"))
 
 
@@ -240,8 +238,9 @@ class Edge:
 
 
 def _caller_id(value: str) -> bool:
-    """Whether a caller's request or correlation id can be used as given."""
-    return bool(_RID.match(value)) and not _ID_SHAPED.search(value)
+    """Whether a caller's request or correlation id can be used as given: not one holding an
+    ID or mobile number, which would be echoed, logged and stored in the audit trail."""
+    return bool(_RID.match(value)) and mask_personal_data(value) == value
 
 
 # -- authentication, rate limits, access ------------------------------------------------------
