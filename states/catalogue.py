@@ -57,4 +57,9 @@ RULES: dict[str, str] = {
     "C4": "24:00 cutoff",
     "C5": "extension only for act deadlines",
     "C6": "working-day calendar as data; provisional deadlines",
+    "A1": "a call needs a valid, unrevoked API key",
+    "A2": "the route admits the key's role; the whole-chain verify is the administrator's",
+    "A3": "a key sees only the objects of its person, organisation or regions",
+    "A4": "a hospital acts only for itself: admissions, referrals and retro filings of its code",
+    "A5": "what a key's scope must state when it is issued",
 }

@@ -125,6 +125,10 @@ def _scenario(call: Recorder, tokens: dict[str, str]) -> None:
     assert submitted.status_code == 200, submitted.text
     refused = call("POST", f"{path}/submit", insured, headers={"If-Match": "*"})
     assert refused.status_code == 409
+    # A reason or a note that carries an ID number, written after a letter (422, not stored).
+    for hostile in ({"reason": f"r{OWNER}"}, {"reason": "other", "note": f"r{OWNER}"}):
+        r = call("POST", f"{path}/reject", officer, json=hostile, headers={"If-Match": "*"})
+        assert r.status_code == 422, r.text
     approved = call("POST", f"{path}/approve", officer, headers={"If-Match": "*"})
     assert approved.status_code == 200, approved.text
 

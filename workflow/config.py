@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from states.errors import PolicyConfigError
 from states.policy import Policy, parse_policies
+from states.reasons import Reason, parse_reasons
 
 DEV_PERSON_KEY = "development-only-person-key-do-not-use-in-production"
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -93,6 +94,7 @@ class Settings:
     log_level: str
     calendar_years: Mapping[int, CalendarYear]
     policies: Mapping[str, Policy]
+    reasons: Mapping[str, Reason]
     person_key: bytes
     person_key_is_development_default: bool
     scheduler: SchedulerSettings = SchedulerSettings()
@@ -127,7 +129,9 @@ def settings_from_mapping(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     env = os.environ if environ is None else environ
-    unknown = set(raw) - {"database", "logging", "calendar", "policy", "scheduler", "http"}
+    unknown = set(raw) - {
+        "database", "logging", "calendar", "policy", "scheduler", "http", "reasons",
+    }  # fmt: skip
     if unknown:
         raise PolicyConfigError(sorted(unknown)[0], "unknown section")
     db = _section(raw, "database", {"url", "sqlite_synchronous", "busy_timeout_ms"})
@@ -159,6 +163,7 @@ def settings_from_mapping(
         log_level=str(log.get("level", "info")),
         calendar_years=_calendar_years(cal.get("years", {})),
         policies=parse_policies(raw.get("policy", {})),
+        reasons=parse_reasons(raw.get("reasons", {})),
         person_key=(key or DEV_PERSON_KEY).encode(),
         person_key_is_development_default=not key,
         scheduler=_scheduler(raw, env),
