@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from states.codes import Codes, parse_codes
 from states.errors import PolicyConfigError
 from states.policy import Policy, parse_policies
 from states.reasons import Reason, parse_reasons
@@ -95,6 +96,7 @@ class Settings:
     calendar_years: Mapping[int, CalendarYear]
     policies: Mapping[str, Policy]
     reasons: Mapping[str, Reason]
+    codes: Codes
     person_key: bytes
     person_key_is_development_default: bool
     scheduler: SchedulerSettings = SchedulerSettings()
@@ -130,7 +132,7 @@ def settings_from_mapping(
 ) -> Settings:
     env = os.environ if environ is None else environ
     unknown = set(raw) - {
-        "database", "logging", "calendar", "policy", "scheduler", "http", "reasons",
+        "database", "logging", "calendar", "policy", "scheduler", "http", "reasons", "codes",
     }  # fmt: skip
     if unknown:
         raise PolicyConfigError(sorted(unknown)[0], "unknown section")
@@ -164,6 +166,7 @@ def settings_from_mapping(
         calendar_years=_calendar_years(cal.get("years", {})),
         policies=parse_policies(raw.get("policy", {})),
         reasons=parse_reasons(raw.get("reasons", {})),
+        codes=parse_codes(raw.get("codes", {})),
         person_key=(key or DEV_PERSON_KEY).encode(),
         person_key_is_development_default=not key,
         scheduler=_scheduler(raw, env),

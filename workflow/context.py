@@ -12,6 +12,7 @@ from typing import Any
 from states.denial import Denial
 from states.errors import InvalidInput, TransitionRefused
 from states.vocabulary import Channel, Role
+from workflow.identity import mask_personal_data
 
 
 def new_id(now: datetime, prefix: str = "") -> str:
@@ -90,5 +91,9 @@ def _check_request(actor: Actor, request: Request) -> None:
     ):
         if len(value) > _ID_LIMIT:
             raise InvalidInput(field, "L7", f"at most {_ID_LIMIT} characters")
+        # Identifiers go into the audit trail, which is never erased (an organisation's code
+        # may read like a mobile number: H13… is a Hebei hospital's).
+        if mask_personal_data(value, mobiles=field != "actor.organisation") != value:
+            raise InvalidInput(field, "L7", "holds what looks like an ID or mobile number")
     if not actor.id:
         raise InvalidInput("actor.id", "L7", "every transition names who made it")

@@ -228,7 +228,12 @@ class HospitalSide:
         def work(tx: Tx, journal: Journal) -> Admission:
             now = self._now()
             policy = policy_for(visit.insured_region, self.settings.policies)
-            check_visit(visit, local_date(now), region_exists=region_exists)
+            check_visit(
+                visit,
+                local_date(now),
+                region_exists=region_exists,
+                hospital_code=self.settings.codes.hospital,
+            )
             self._pin(tx, policy.region, policy)
             adm = Admission(
                 id=new_id(now, "adm"),

@@ -111,12 +111,13 @@ def personal_data_in(text: str) -> str | None:
     )
 
 
-def mask_personal_data(text: str) -> str:
+def mask_personal_data(text: str, *, mobiles: bool = True) -> str:
     """`text` with every resident ID number masked (keep 4 + 4: `3502**********123X`) and every
     mainland mobile number (keep 3 + 4, as they are shown in China: `138****8000`), standing
     alone or after a letter (`r350203…`). A run of digits inside a hash or a hex id is left as
     it is, unless it holds a valid ID number. (Card numbers are not looked for here: a key's id
-    is twelve hex digits, sometimes all of them digits.)"""
+    is twelve hex digits, sometimes all of them digits.) Without `mobiles`, ID numbers only:
+    for codes such as a hospital's, whose digits can read like a mobile number (H13…)."""
     spans: list[tuple[int, int, str]] = []  # (start, end, masked), the first found wins
 
     def add(start: int, number: str, keep_start: int = 4) -> None:
@@ -131,7 +132,7 @@ def mask_personal_data(text: str) -> str:
                 add(m.start() + i, run[i : i + 18])
     for m in _ID_ALONE.finditer(text):
         add(m.start(), m.group())
-    for m in _MOBILE_ALONE.finditer(text):
+    for m in _MOBILE_ALONE.finditer(text) if mobiles else ():
         add(m.start(), m.group(), keep_start=len(m.group()) - 8)  # 3 of 11 digits, and +86
     out, at = [], 0
     for start, end, masked in sorted(spans):
