@@ -267,16 +267,19 @@ class FilingEngine:
         insurance_type: InsuranceType | str,
         actor: Actor,
         *,
+        regions: tuple[str, ...] = (),
         request_id: str | None = None,
         correlation_id: str | None = None,
     ) -> list[Filing]:
         """停保: every open filing (draft, under review, effective) of the person under this
-        insurance type lapses, in one transaction. Returns the lapsed filings."""
+        insurance type lapses, in one transaction; with `regions`, only those insured in them
+        (an agency's). Returns the lapsed filings."""
         return self._service.stop_insurance_for_person(
             id_number,
             _enum(InsuranceType, insurance_type, "insurance_type", "L6"),
             actor,
             Request.new(request_id, correlation_id),
+            regions,
         )
 
     def _fire(

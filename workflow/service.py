@@ -34,7 +34,7 @@ from states.lifecycle import (
 from states.periods import WorkCalendar, end_of_local_day, local_date
 from states.policy import NATIONAL, Policy, policy_for, policy_from_document
 from states.reasons import INSURANCE_STOPPED, Reason, check_reason, reason_rule
-from states.regions import area_of
+from states.regions import area_of, contains
 from states.table import TRANSITIONS, Transition
 from states.vocabulary import (
     FINAL_STATES,
@@ -339,15 +339,23 @@ class FilingService(HospitalSide):
         return _Refused(_refusal(old.id, "change", old.state, denial))
 
     def stop_insurance_for_person(
-        self, id_number: str, insurance_type: InsuranceType, actor: Actor, request: Request
+        self,
+        id_number: str,
+        insurance_type: InsuranceType,
+        actor: Actor,
+        request: Request,
+        regions: tuple[str, ...] = (),
     ) -> list[Filing]:
         """停保: the person's insurance of this type stopped; every open filing of theirs under
-        it lapses (drafts and filings under review included), in one transaction."""
+        it lapses (drafts and filings under review included), in one transaction. With
+        `regions`, only the filings insured in them: an agency stops what it serves."""
         _check_request(actor, request)
         key = person_key(normalise_id_number(id_number), self.settings.person_key)
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> list[Filing] | _Refused:
             rows = tx.all(_OPEN_FILINGS_OF_PERSON, {"k": key, "t": insurance_type.value})
+            if regions:
+                rows = [r for r in rows if any(contains(a, r["insured_region"]) for a in regions)]
             lapsed = []
             for row in rows:
                 filing = _filing_from_row(row)
