@@ -8,11 +8,14 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
+import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -298,8 +301,10 @@ def deny(
     *,
     subject_id: str | None = None,
     policy: tuple[str | None, str | None] = (None, None),
+    rule_id: str | None = None,
 ) -> None:
-    """Record a denied call in the audit trail (event `access`, outcome denied), then log it."""
+    """Record a denied call in the audit trail (event `access`, outcome denied, the rule that
+    refused it), then log it."""
     rid, cid = request_ids.get()
     who = principal or _ANONYMOUS
     record = {
@@ -308,7 +313,7 @@ def deny(
         "from_state": None,
         "to_state": None,
         "outcome": Outcome.DENIED.value,
-        "rule_id": None,
+        "rule_id": rule_id,
         "reason": reason,
         "inputs": audit.canonical_inputs(
             {"route": str(route), "status": status, "key_id": principal and principal.key_id}
@@ -330,11 +335,41 @@ def deny(
         "http.access_denied",
         route=str(route),
         status=status,
+        rule_id=rule_id,
         key_id=principal and principal.key_id,
         subject_id=subject_id,
         audit_seq=seq,
         request_id=rid,
     )
+
+
+class OneAtATime:
+    """A process-wide, non-blocking lock around work too heavy to queue (a walk of the whole
+    audit chain): a second caller is told to come back (429 with Retry-After, about as long
+    as the last run took) instead of waiting behind it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = 0.0
+        self._last = 1.0  # seconds the last run took
+
+    @contextmanager
+    def hold(self, what: str) -> Iterator[None]:
+        if not self._lock.acquire(blocking=False):
+            left = self._last - (time.monotonic() - self._started)
+            wait = max(1, math.ceil(left))
+            raise ApiProblem(
+                429,
+                "busy",
+                f"{what} is running and one runs at a time; retry after {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        self._started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._last = time.monotonic() - self._started
+            self._lock.release()
 
 
 def sees_admission(p: Principal, row: Row) -> bool:
