@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import id_number
+from workflow.context import Request
 from workflow.identity import mask_personal_data, personal_data_in
 
 PERSON = id_number(7, region="350203", born="19900101")
@@ -69,7 +70,20 @@ def test_the_masking_guard_masks_a_valid_id_number_inside_a_hex_run() -> None:
         "adm0190ab3c4d5e123456789012",
         "key:123456789012",  # a key id: twelve hex digits, here all of them digits
         "ba350203199001010027",  # eighteen digits in hex whose check digit is wrong
+        "e579370054760321714805c3a7020b5d",  # a request id: a window reads 5476-03-21
     ],
 )
 def test_the_masking_guard_leaves_hashes_and_ids_as_they_are(text: str) -> None:
     assert mask_personal_data(text) == text
+
+
+def test_a_generated_request_id_is_drawn_again_when_it_reads_like_an_id_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unlucky, fine = f"ab{PERSON}cdef01234567", "0123456789abcdef0123456789abcdef"
+    draws = iter([unlucky, fine])
+    monkeypatch.setattr("workflow.context.secrets.token_hex", lambda _n: next(draws))
+
+    request = Request.new()
+
+    assert request.request_id == request.correlation_id == fine

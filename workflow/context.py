@@ -24,6 +24,15 @@ def new_id(now: datetime, prefix: str = "") -> str:
 _ID_LIMIT = 64  # actor ids, organisations, request and correlation ids (column widths)
 
 
+def new_request_id() -> str:
+    """32 random hex digits, drawn again in the rare case they read like an ID number (a run
+    of eighteen digits with a valid check digit and birth date), which no id may hold."""
+    while True:
+        rid = secrets.token_hex(16)
+        if mask_personal_data(rid) == rid:
+            return rid
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who acts, through which channel (L7), and whether for another person (L8)."""
@@ -59,7 +68,7 @@ class Request:
         correlation_id: str | None = None,
         seal: Seal | None = None,
     ) -> Request:
-        rid = request_id or secrets.token_hex(16)
+        rid = request_id or new_request_id()
         return cls(rid, correlation_id or rid, seal)
 
 

@@ -87,7 +87,7 @@ def _is_id_number(text: str) -> bool:
     if ric.calc_check_digit(text) != text[17].upper():
         return False
     try:
-        return ric.get_birth_date(text).year >= 1900
+        return 1900 <= ric.get_birth_date(text).year < 2100
     except ValidationError:
         return False
 

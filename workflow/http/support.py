@@ -10,7 +10,6 @@ import hmac
 import json
 import math
 import re
-import secrets
 import threading
 import time
 import traceback
@@ -39,6 +38,7 @@ from states.regions import prefix_of
 from states.vocabulary import Channel, Outcome, Role
 from workflow import audit
 from workflow.api import FilingEngine
+from workflow.context import new_request_id
 from workflow.identity import mask_personal_data
 from workflow.keys import Principal
 from workflow.store import Row, Tx
@@ -165,7 +165,7 @@ class Edge:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
-        rid = given if _caller_id(given) else secrets.token_hex(16)
+        rid = given if _caller_id(given) else new_request_id()
         cid = headers.get("x-correlation-id", "")
         ids = (rid, cid if _caller_id(cid) else rid)
         token = request_ids.set(ids)
