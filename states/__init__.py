@@ -2,5 +2,5 @@
 
 This package decides *whether* something may happen. It does no I/O, reads no clock (time is
 passed in), logs nothing and knows nothing of the state-machine, persistence or scheduler
-libraries. Every rule cites its id from POLICY.md.
+libraries. Every rule cites its id from the rules catalogue (`catalogue.py`, RULES.md).
 """

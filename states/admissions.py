@@ -222,7 +222,9 @@ def retro_denial(
     admission: Admission, policy: Policy, calendar: WorkCalendar, now: datetime
 ) -> Denial | None:
     """E2, E3, E5, E7: whether a filing for an admission that has already begun may still be
-    submitted now. Refusals name the rule that closed the door."""
+    submitted now. Refusals name the rule that closed the door: after discharge, the window's
+    own "before discharge" (E3, E5) where the region sets such a window, else E2's "before
+    discharge settlement" (E7's window counts working days and does not close at discharge)."""
     inputs: dict[str, object] = {
         "admitted_on": str(admission.admitted_on),
         "now": now.isoformat(),
@@ -233,6 +235,16 @@ def retro_denial(
             "this region accepts no filing after admission",
             inputs,
         )
+    window = filing_window(admission, policy, calendar)
+    if admission.discharged_on is not None:
+        inputs["discharged_on"] = str(admission.discharged_on)
+        if window is not None and window.before_discharge:
+            return Denial(
+                window.rule,
+                f"the filing had to be made before discharge (discharged on "
+                f"{admission.discharged_on})",
+                {**inputs, **window_inputs(window)},
+            )
     if admission.settled:
         return Denial(
             policy.rule("retro_filing_before_settlement"),
@@ -243,15 +255,8 @@ def retro_denial(
                 "settled_at": admission.settled_at.isoformat() if admission.settled_at else None,
             },
         )
-    window = filing_window(admission, policy, calendar)
     if window is None:
         return None
-    if window.before_discharge and admission.discharged_on is not None:
-        return Denial(
-            window.rule,
-            "the filing had to be made before discharge",
-            {**inputs, "discharged_on": str(admission.discharged_on)},
-        )
     if window.end.is_over(now):
         extended = (
             f" (moved from {window.end.computed_last_day} past rest days, C3)"

@@ -1,4 +1,4 @@
-"""How periods are counted (POLICY.md section 7, rules C1-C6; Civil Code arts. 200-204).
+"""How periods are counted (rules C1-C6 of the catalogue's §7; Civil Code arts. 200-204).
 
 Pure date arithmetic for filing deadlines, validity periods and locks: where a period starts
 (C1), where a period in months ends (C2), when a deadline moves past a rest day (C3), the instant

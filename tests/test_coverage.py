@@ -324,15 +324,32 @@ def test_e3_discharged_before_the_window_ends_is_refused(
     assert denial.inputs["discharged_on"] == "2026-03-05"
 
 
-def test_e3_settled_admission_is_refused_by_e2(jiangmen: Policy, calendar: WorkCalendar) -> None:
+def test_e3_settled_admission_is_refused_by_e3_naming_the_discharge(
+    jiangmen: Policy, calendar: WorkCalendar
+) -> None:
+    """Discharge settles the stay, but what closes Jiangmen's door is E3's "before discharge"."""
     adm = settled(admission(emergency=True), date(2026, 3, 5))
 
     denial = retro_denial(adm, jiangmen, calendar, at(2026, 3, 6))
 
     assert denial is not None
+    assert denial.rule_id == "E3"
+    assert "before discharge" in denial.reason
+    assert denial.inputs["discharged_on"] == "2026-03-05"
+
+
+def test_a_settled_admission_without_a_window_is_refused_by_e2(
+    national: Policy, calendar: WorkCalendar
+) -> None:
+    adm = settled(admission(emergency=True), date(2026, 3, 5))
+
+    denial = retro_denial(adm, national, calendar, at(2026, 3, 6))
+
+    assert denial is not None
     assert denial.rule_id == "E2"
     assert "settled" in denial.reason
     assert denial.inputs["settled_at"] == at(2026, 3, 5, 11).isoformat()
+    assert denial.inputs["discharged_on"] == "2026-03-05"
 
 
 # -- E5: Jiangmen, referral transferred first: report within 10 days and before discharge --------

@@ -317,6 +317,79 @@ def test_a_xiamen_retro_filing_before_settlement_settles_directly_and_after_is_r
     assert routed.settlement.value == "self_paid" and routed.claim_id is not None
 
 
+# A filing after discharge is refused by the rule that closed the door: the window's own "before
+# discharge" (E3, E5) where the region sets one, else "before discharge settlement" (E2).
+AFTER_DISCHARGE = [
+    pytest.param(JIANGMEN, {"emergency": True}, "K5", "E3", id="jiangmen-emergency-E3"),
+    pytest.param(
+        JIANGMEN, {"referral": True, "transfer_first": True}, "K4", "E5", id="jiangmen-transfer-E5"
+    ),
+    pytest.param(JIANGMEN, {}, "K5", "E2", id="jiangmen-no-window-E2"),
+    pytest.param(XIAMEN, {"emergency": True}, "K6", "E2", id="xiamen-E2"),
+    pytest.param(
+        {"insured_region": "440300", "treatment_region": "310115"}, {"emergency": True}, "K5",
+        "E2", id="shenzhen-E2",
+    ),
+    pytest.param(
+        {"insured_region": "310000", "treatment_region": "440100"}, {"emergency": True}, "K5",
+        "E2", id="shanghai-E2",
+    ),
+    pytest.param(
+        {"insured_region": "110000", "treatment_region": "440100"}, {"emergency": True}, "K5",
+        "E2", id="national-E2",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("region", "stay", "kind", "rule"), AFTER_DISCHARGE)
+def test_a_retro_filing_after_discharge_is_refused_by_the_rule_that_closes_at_discharge(
+    any_engine: FilingEngine,
+    clock: Clock,
+    region: dict[str, str],
+    stay: dict[str, bool],
+    kind: str,
+    rule: str,
+) -> None:
+    person = id_number(7, region="440703", born="19550101")
+    adm = admit(any_engine, person, region, date(2026, 3, 2), **stay)
+    clock.to_local(date(2026, 3, 5))
+    any_engine.discharge(adm.id, date(2026, 3, 5), HOSPITAL)
+    clock.to_local(date(2026, 3, 6))
+    docs = {"K4": K4_DOCS, "K5": K5_DOCS, "K6": ["identity", "declaration_form"]}[kind]
+    filer = HOSPITAL if kind == "K4" else PERSON
+    late = retro(any_engine, person, adm.id, region, kind=kind, documents=docs, actor=filer)
+    if kind == "K4":
+        any_engine.stamp(late.id, MEDICAL_OFFICE)
+
+    error = refused(lambda: any_engine.submit(late.id, filer), rule)
+
+    assert error.inputs["discharged_on"] == "2026-03-05"
+    assert error.inputs["admitted_on"] == "2026-03-02"
+    assert "discharge" in error.reason
+    assert ("settlement" in error.reason) is (rule == "E2")
+    assert events(any_engine, late.id)[-1] == ("submit", "denied", rule)
+    assert any_engine.get(late.id).state.value == "draft"
+
+
+def test_a_treat_first_retro_filing_after_discharge_is_refused_by_e2_as_e7_stays_open(
+    treat_first_engine: FilingEngine, clock: Clock
+) -> None:
+    """E7 counts working days after treatment and does not close at discharge: what refuses a
+    filing after the stay was settled is E2."""
+    engine, person = treat_first_engine, xiamen_person(3)
+    adm = admit(engine, person, XIAMEN, date(2026, 3, 2), emergency=True)
+    clock.to_local(date(2026, 3, 5))
+    engine.discharge(adm.id, date(2026, 3, 5), HOSPITAL)
+    clock.to_local(date(2026, 3, 6))  # the third working day of five
+    late = retro(
+        engine, person, adm.id, XIAMEN, kind="K6", documents=["identity", "declaration_form"]
+    )
+
+    error = refused(lambda: engine.submit(late.id, PERSON), "E2")
+
+    assert error.inputs["discharged_on"] == "2026-03-05"
+
+
 def test_a_retro_filing_must_start_by_the_admission_date(any_engine: FilingEngine) -> None:
     person = xiamen_person()
     adm = admit(any_engine, person, XIAMEN, date(2026, 3, 1))
@@ -537,7 +610,7 @@ def test_an_unfiled_claim_lapses_at_its_deadline(any_engine: FilingEngine, clock
         ({"actor": PERSON}, "actor.role", "L7"),
     ],
 )
-def test_a_bad_admission_names_its_field_and_rule_and_writes_nothing(
+def test_a_bad_admission_names_its_field_and_rule_and_writes_only_its_denied_record(
     engine: FilingEngine, change: dict[str, Any], field: str, rule: str
 ) -> None:
     args: dict[str, Any] = {
@@ -551,7 +624,13 @@ def test_a_bad_admission_names_its_field_and_rule_and_writes_nothing(
         engine.admit(**args)
 
     assert (bad.value.field, bad.value.rule_id) == (field, rule)
-    assert engine.checkpoint() == before
+    assert engine.checkpoint().count == before.count + 1
+    with engine.sql_engine.connect() as conn:
+        last = conn.exec_driver_sql(
+            "SELECT event, outcome, rule_id FROM audit_record ORDER BY seq DESC LIMIT 1"
+        ).one()
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM admission_record").scalar() == 0
+    assert tuple(last) == ("admit", "denied", rule)
 
 
 def test_the_admission_keeps_only_the_masked_id_number(engine: FilingEngine) -> None:

@@ -297,6 +297,9 @@ def test_no_key_reaches_an_object_it_must_not_see_on_any_route(world: World, hol
             assert record["filing_id"] == (o.id if expected == 404 else None), where
             assert record["rule_id"] == ("A3" if expected == 404 else "A2"), where
             assert record["actor_id"] == f"key:{key_id(world.token(holder))}", where
+            # A2: the route does not admit the role; A3: the object is outside the key's scope.
+            rule = "A3" if expected == 404 else "A2"
+            assert (body["rule_id"], record["rule_id"]) == (rule, rule), where
             denied += 1
     assert denied >= 20  # the holder was denied something on most routes
 
@@ -395,14 +398,18 @@ def test_the_audit_trail_is_for_auditors_and_administrators_within_their_regions
     assert {r["filing_id"] for r in mine} == regional
     assert {r["filing_id"] for r in everything} >= regional | {w.objects["fa"].id}
     assert outside == []
-    assert problem(other_region, 403)["rule_id"] == "K8"
-    assert problem(wider, 403)["rule_id"] == "K8"  # 440000 holds more than the auditor's region
+    assert problem(other_region, 403)["rule_id"] == "A3"
+    assert problem(wider, 403)["rule_id"] == "A3"  # 440000 holds more than the auditor's region
     for holder in ("a", "b", "h1", "h2", "xm", "jm"):
         for path in ("/audit", "/audit/checkpoint"):
             r = w.http.get(path, w.token(holder))
             assert problem(r, 403)["code"] == "forbidden", (holder, path)
             [record] = audit_of(w.engine, r.json()["request_id"])
-            assert (record["event"], record["outcome"]) == ("access", "denied")
+            assert (record["event"], record["outcome"], record["rule_id"]) == (
+                "access",
+                "denied",
+                "A2",
+            )
         assert problem(w.http.post("/audit/verify", w.token(holder)), 403)
     # The whole chain is the administrator's (A2), a regional auditor's trail is not all of it.
     assert problem(w.http.post("/audit/verify", w.keys.auditor), 403)["rule_id"] == "A2"
@@ -436,7 +443,7 @@ def test_a_person_searches_and_stops_only_within_the_keys_scope(world: World) ->
         "/persons/stop-insurance", w.keys.a, json={"id_number": A_ID, "insurance_type": "employee"}
     )
 
-    assert problem(other_person, 403)["rule_id"] == "L8"
+    assert problem(other_person, 403)["rule_id"] == "A3"
     assert problem(hospital, 403)["code"] == "forbidden"
     assert other_region == []
     assert {f["id"] for f in own_region} == {w.objects["deemed"].id, w.objects["retro"].id}
@@ -446,6 +453,7 @@ def test_a_person_searches_and_stops_only_within_the_keys_scope(world: World) ->
     for r in (other_person, hospital, stop_by_person):
         [record] = audit_of(w.engine, r.json()["request_id"])
         assert (record["event"], record["outcome"]) == ("access", "denied")
+        assert record["rule_id"] == r.json()["rule_id"]
         assert B_ID not in r.text
 
 
@@ -467,11 +475,11 @@ def test_creating_acts_only_for_the_keys_person_region_and_admissions(world: Wor
         "/admissions", w.keys.h1, json=admission_body(B_ID, H2, JIANGMEN, date(2026, 3, 2))
     )
 
-    assert problem(for_another, 403)["rule_id"] == "L8"
-    assert problem(other_region, 403)["rule_id"] == "K8"
+    assert problem(for_another, 403)["rule_id"] == "A3"
+    assert problem(other_region, 403)["rule_id"] == "A3"
     assert problem(on_hidden_admission, 404)["code"] == "not_found"
     assert adm1 not in on_hidden_admission.text
-    assert problem(admit_elsewhere, 403)["rule_id"] == "K8"
+    assert problem(admit_elsewhere, 403)["rule_id"] == "A3"
     assert problem(auditor_creates, 403)["code"] == "forbidden"
     assert problem(for_another_hospital, 403)["rule_id"] == "A4"
     # Only the six denials were recorded; no filing or admission was made.
@@ -487,9 +495,9 @@ def test_a_hospital_files_only_referrals_and_retro_filings_for_its_own_admission
     anyone = w.http.post("/filings", w.keys.h2, json=k1_body(D_ID))
     referral = w.http.post("/filings", w.keys.h1, json=jiangmen_body(E_ID, "K4"))
 
-    assert problem(anyone, 403)["rule_id"] == "E4"
+    assert problem(anyone, 403)["rule_id"] == "A4"
     [record] = audit_of(w.engine, anyone.json()["request_id"])
-    assert (record["event"], record["outcome"]) == ("access", "denied")
+    assert (record["event"], record["outcome"], record["rule_id"]) == ("access", "denied", "A4")
     assert referral.status_code == 201, referral.text
     assert w.engine.checkpoint().count == before + 2  # the denial, and the referral's create
 

@@ -489,7 +489,7 @@ def test_a_request_without_its_own_request_id_gets_one_that_the_audit_record_car
         (k1_body(id_number="12345678901234567"), "id_number", "M1"),
     ],
 )
-def test_invalid_input_is_a_422_problem_naming_the_field_and_writes_nothing(
+def test_invalid_input_is_a_422_problem_naming_the_field_with_only_a_rules_refusal_recorded(
     http: Http, k: Keys, engine: FilingEngine, body: dict[str, Any], field: str, rule: str | None
 ) -> None:
     before = records(engine)
@@ -498,7 +498,14 @@ def test_invalid_input_is_a_422_problem_naming_the_field_and_writes_nothing(
 
     got = problem(r, 422)
     assert (got["code"], got["field"], got.get("rule_id")) == ("invalid_input", field, rule)
-    assert records(engine) == before
+    recorded = audit_of(engine, r.headers["x-request-id"])
+    if rule == "V6":  # refused by a rule of the engine: a denied create, nothing else
+        assert [(a["event"], a["outcome"], a["rule_id"]) for a in recorded] == [
+            ("create", "denied", rule)
+        ]
+    else:  # refused at the edge, by the request's shape
+        assert recorded == []
+    assert records(engine) == (before[0], before[1], before[2] + len(recorded))
     for value in ("12345678901234567", A_ID):
         assert value not in r.text  # the input is never echoed
 
@@ -637,7 +644,7 @@ def test_an_idempotent_replay_returns_the_stored_answer_and_creates_one_filing(
     assert count(engine, "SELECT COUNT(*) FROM filing_record") == 1
 
 
-def test_bad_input_under_an_idempotency_key_is_not_stored_and_is_judged_again(
+def test_a_draft_a_rule_refuses_is_recorded_stored_with_its_answer_and_replayed(
     http: Http, k: Keys, engine: FilingEngine
 ) -> None:
     body = k1_body(kind="K6", by_commitment=True, documents=["identity"])
@@ -645,12 +652,32 @@ def test_bad_input_under_an_idempotency_key_is_not_stored_and_is_judged_again(
     first = http.post("/filings", k.a, json=body, idem="refused-0001")
     again = http.post("/filings", k.a, json=body, idem="refused-0001")
 
-    # Nothing was written, so nothing is kept: as with Stripe's keys, only a request that
-    # ran is replayed; this one is judged again and refused the same way.
-    assert problem(first, 422)["field"] == "by_commitment"
-    assert problem(again, 422)["field"] == "by_commitment"
-    assert again.json()["detail"] == first.json()["detail"]
+    # The refusal is on the record (a denied create under the request id, naming the rule
+    # and the key's person masked), and its answer committed with it: a replay is that answer.
+    assert problem(first, 422)["field"] == "by_commitment" and first.json()["rule_id"] == "V6"
+    [record] = audit_of(engine, first.headers["x-request-id"])
+    assert (record["event"], record["outcome"], record["rule_id"]) == ("create", "denied", "V6")
+    assert record["inputs"]["person_masked"] == "3502**********123X"
+    assert A_ID not in json.dumps(record, default=str)
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert count(engine, "SELECT COUNT(*) FROM filing_record") == 0
+    assert count(engine, "SELECT COUNT(*) FROM idempotency_record") == 1
+
+
+def test_a_malformed_request_under_an_idempotency_key_is_not_stored_and_is_judged_again(
+    http: Http, k: Keys, engine: FilingEngine
+) -> None:
+    body = k1_body(start_date="the first of March")
+    before = records(engine)
+
+    first = http.post("/filings", k.a, json=body, idem="malformed-0001")
+    again = http.post("/filings", k.a, json=body, idem="malformed-0001")
+
+    # A malformed request names no rule: nothing is written or kept (as with Stripe's keys,
+    # only a request that ran is replayed), so it is judged again and refused the same way.
+    assert problem(first, 422)["field"] == problem(again, 422)["field"]
     assert "idempotent-replayed" not in again.headers
+    assert records(engine) == before
     assert count(engine, "SELECT COUNT(*) FROM idempotency_record") == 0
 
 
@@ -749,7 +776,7 @@ def test_concurrent_duplicates_of_an_idempotent_request_create_one_filing(
 # -- If-Match -----------------------------------------------------------------------------------
 
 
-def test_a_transition_without_if_match_is_a_428_and_a_stale_one_a_412_writing_nothing(
+def test_a_transition_without_if_match_is_a_428_and_a_stale_one_a_412_changing_nothing(
     http: Http, k: Keys, engine: FilingEngine
 ) -> None:
     draft = created(http, k.a, k1_body())
@@ -773,11 +800,18 @@ def test_a_transition_without_if_match_is_a_428_and_a_stale_one_a_412_writing_no
     )
 
     assert problem(missing, 428)["code"] == "precondition_required"
-    assert problem(stale, 412)["code"] == "stale_version"
+    stale_problem = problem(stale, 412)
+    assert stale_problem["code"] == "stale_version" and stale_problem["rule_id"] == "R1"
+    assert stale_problem["inputs"] == {"expected_version": 7, "actual_version": 1}
     assert problem(garbage, 412)["code"] == "stale_version"
     assert problem(no_adm_match, 428) and problem(stale_adm, 412)
-    assert after_admit == (before[0], before[1] + 1, before[2] + 1)  # the admission alone
-    assert records(engine) == after_admit
+    # The admission and its record; the stale submit's denied record was before it.
+    assert after_admit == (before[0], before[1] + 1, before[2] + 2)
+    # Each stale attempt is on the record (R1), under its request id; nothing else changed.
+    assert records(engine) == (after_admit[0], after_admit[1], after_admit[2] + 1)
+    for answer in (stale, stale_adm):
+        [record] = audit_of(engine, answer.headers["x-request-id"])
+        assert (record["outcome"], record["rule_id"]) == ("denied", "R1")
     assert http.ok("GET", f"/filings/{draft['id']}", k.a)["state"] == "draft"
     anyway = http.post(f"/filings/{draft['id']}/submit", k.a, if_match="*")
     assert anyway.status_code == 200 and anyway.json()["state"] == "effective"
@@ -808,9 +842,46 @@ def test_twenty_concurrent_transitions_at_one_version_apply_exactly_once(
         if h["event"] == "submit" and h["outcome"] == "applied"
     ]
     assert len(applied) == 1
+    stale = [h for h in engine.history(draft["id"]) if h["rule_id"] == "R1"]
+    assert len(stale) == 19 and all(h["outcome"] == "denied" for h in stale)
+    assert {h["request_id"] for h in stale} == {
+        r.headers["x-request-id"] for r in answers if r.status_code == 412
+    }
     [winner] = [r for r in answers if r.status_code == 200]
     assert applied[0]["request_id"] == winner.headers["x-request-id"]
     assert engine.get(draft["id"]).version == 2
+
+
+def test_of_two_concurrent_cancels_with_one_if_match_one_applies_and_one_is_on_record(
+    any_engine: FilingEngine, clock: Clock
+) -> None:
+    engine = any_engine
+    a = issue(engine, "insured", "person A", id_number=A_ID, channel="mini_program")
+    app = create_app(engine)
+    with TestClient(app) as client:
+        filing = act(Http(client), a, created(Http(client), a, k1_body()), "submit")
+    clock.advance(days=95)  # past Xiamen's three-month lock (V2)
+
+    with served(app) as base:
+
+        def cancel() -> httpx.Response:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                return Http(client).post(
+                    f"/filings/{filing['id']}/cancel", a, if_match='"2"', json={}
+                )
+
+        answers = race(cancel, cancel)
+
+    assert sorted(r.status_code for r in answers) == [200, 412]
+    [loser] = [r for r in answers if r.status_code == 412]
+    assert problem(loser, 412)["inputs"] == {"expected_version": 2, "actual_version": 3}
+    cancels = [
+        (h["outcome"], h["rule_id"], h["request_id"])
+        for h in engine.history(filing["id"])
+        if h["event"] == "cancel"
+    ]
+    assert sorted(c[:2] for c in cancels) == [("applied", "L4"), ("denied", "R1")]
+    assert ("denied", "R1", loser.headers["x-request-id"]) in cancels
 
 
 # -- limits -------------------------------------------------------------------------------------
@@ -948,13 +1019,14 @@ def test_a_missing_malformed_unknown_or_revoked_key_is_a_401_and_is_audited(
 
     for name, r in answers.items():
         body = problem(r, 401)
-        assert body["code"] == "not_authenticated", name
+        assert (body["code"], body["rule_id"]) == ("not_authenticated", "A1"), name
         assert r.headers["www-authenticate"] == "Bearer"
         [record] = audit_of(engine, body["request_id"])
-        assert (record["event"], record["outcome"], record["actor_id"]) == (
+        assert (record["event"], record["outcome"], record["actor_id"], record["rule_id"]) == (
             "access",
             "denied",
             "anonymous",
+            "A1",
         ), name
         assert record["inputs"] == {"route": "GET /filings", "status": 401, "key_id": None}
         assert k.a.split("_")[-1] not in json.dumps(record, default=str)
@@ -1059,27 +1131,30 @@ def test_filing_keys_issue_list_and_revoke_from_the_command_line(
     unscoped = filing("keys", "issue", "--role", "auditor", "--label", "audit")
     national = filing("keys", "issue", "--role", "auditor", "--label", "audit", "--all-regions")
     assert unscoped.exit_code == 2 and "regions" in unscoped.output
-    assert national.exit_code == 0 and json.loads(national.stdout)["regions"] == []
+    assert national.exit_code == 0 and json.loads(national.stdout)["regions"] == "all"
 
 
 def test_a_key_issued_with_a_bad_scope_is_refused(engine: FilingEngine) -> None:
     from states.errors import InvalidInput
 
-    cases: list[dict[str, Any]] = [
-        {"role": "system"},
-        {"role": "insured"},  # names no person
-        {"role": "officer", "organisation": "XM"},  # no regions
-        {"role": "hospital"},  # no organisation
-        {"role": "hospital", "organisation": H1, "regions": ("440100",)},
-        {"role": "officer", "organisation": "XM", "regions": ("999999",)},
-        {"role": "auditor", "id_number": A_ID},
-        {"role": "auditor"},  # every region only when asked for
-        {"role": "auditor", "regions": ("440700",), "all_regions": True},
-        {"role": "hospital", "organisation": H1, "all_regions": True},
+    # A5: what a key must state when issued; never a filing rule (L7, K8) for a key's scope.
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"role": "system"}, "role"),
+        ({"role": "clerk"}, "role"),
+        ({"role": "insured"}, "id_number"),  # names no person
+        ({"role": "officer", "organisation": "XM"}, "regions"),  # no regions
+        ({"role": "hospital"}, "organisation"),  # no organisation
+        ({"role": "hospital", "organisation": H1, "regions": ("440100",)}, "regions"),
+        ({"role": "officer", "organisation": "XM", "regions": ("999999",)}, "regions"),
+        ({"role": "auditor", "id_number": A_ID}, "id_number"),
+        ({"role": "auditor"}, "regions"),  # every region only when asked for
+        ({"role": "auditor", "regions": ("440700",), "all_regions": True}, "all_regions"),
+        ({"role": "hospital", "organisation": H1, "all_regions": True}, "regions"),
     ]
-    for case in cases:
-        with pytest.raises(InvalidInput):
+    for case, field in cases:
+        with pytest.raises(InvalidInput) as caught:
             issue(engine, label="x", **case)
+        assert (caught.value.field, caught.value.rule_id) == (field, "A5"), case
     assert count(engine, "SELECT COUNT(*) FROM api_key_record") == 0
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import readme
+
 ROOT = Path(__file__).resolve().parents[1]
 FILING = [sys.executable, "-m", "jobs.cli"]
 PERSON = "35020319900101123X"
@@ -160,34 +162,35 @@ def test_keys_issued_from_the_terminal_are_listed_without_secrets_and_revoked(
     assert after.headers["content-type"] == "application/problem+json"
 
 
-def _readme_first_request() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    after = text.split("A first request, from another terminal", 1)[1]
-    return after.split("```sh\n", 1)[1].split("```", 1)[0]
-
-
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the README's request uses curl")
-def test_the_readme_first_request_works_as_printed(
+def test_the_readme_first_request_prints_what_is_shown(
     tmp_path: Path, served: tuple[str, subprocess.Popen[str]]
 ) -> None:
     base, _ = served
+    script, shown = readme.first_request()
     script = (
-        _readme_first_request()
-        .replace(".venv/bin/filing", '"$FILING_PY" -m jobs.cli')
+        script.replace(".venv/bin/filing", '"$FILING_PY" -m jobs.cli')
         .replace(".venv/bin/python", '"$FILING_PY"')
         .replace("http://127.0.0.1:8080", base)
     )
-    run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        env={**_env(tmp_path), "FILING_PY": sys.executable},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
-    draft_text, effective_text = run.stdout.split("}{", 1)
-    draft, effective = json.loads(draft_text + "}"), json.loads("{" + effective_text)
-    assert draft["state"] == "draft" and draft["person_masked"] == "3502**********123X"
-    assert effective["id"] == draft["id"]
-    assert (effective["state"], effective["version"]) == ("effective", 2)
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            env={**_env(tmp_path), "FILING_PY": sys.executable},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    first, again = run(), run()
+
+    assert first.returncode == 0, first.stderr
+    printed = first.stdout.replace("\r\n", "\n")  # the status line and headers end in CRLF
+    assert readme.without_the_day(printed) == readme.without_the_day(shown)
+    # Run again (as the README says): a new draft, whose submit L6 refuses.
+    assert again.returncode == 0, again.stderr
+    answer = again.stdout.replace("\r\n", "\n").split("\n")
+    assert answer[1] == "HTTP/1.1 409 Conflict"
+    assert json.loads(answer[-2])["rule_id"] == "L6"

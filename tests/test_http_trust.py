@@ -5,6 +5,7 @@ data, and every route checks the key (A1) and the role (A2) before it judges any
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -183,7 +184,7 @@ def test_one_whole_chain_verify_runs_at_a_time_and_others_are_told_when_to_retry
 # -- reasons and notes over HTTP --------------------------------------------------------------
 
 
-def test_a_rejection_with_an_id_number_for_its_reason_or_in_its_note_is_a_422_writing_nothing(
+def test_a_rejection_with_an_id_number_for_its_reason_or_in_its_note_is_a_422_storing_none(
     http: Http, k: Keys, engine: FilingEngine
 ) -> None:
     filing = filed(http, k.c, jiangmen_body(C_ID))
@@ -200,7 +201,12 @@ def test_a_rejection_with_an_id_number_for_its_reason_or_in_its_note_is_a_422_wr
     assert (problem(in_note, 422)["field"], in_note.json()["rule_id"]) == ("note", "L1")
     assert D_ID not in as_reason.text + in_note.text
     assert (rejected["reason"], rejected["note"]) == ("other", "审核未通过")
-    assert engine.checkpoint().count == before + 1  # the rejection alone
+    # The two refusals are on the record, without the number; then the rejection.
+    for r in (as_reason, in_note):
+        [record] = audit_of(engine, r.json()["request_id"])
+        assert (record["outcome"], record["rule_id"]) == ("denied", "L1")
+        assert D_ID not in json.dumps(record, default=str)
+    assert engine.checkpoint().count == before + 3
     history = http.ok("GET", f"/filings/{filing['id']}/history", k.jm)["items"]
     assert history[-1]["inputs"]["note"] == "审核未通过"
 
@@ -305,7 +311,7 @@ def test_an_insured_key_on_the_audit_trail_gets_403_whatever_its_query(
 def test_an_admission_for_another_region_is_still_judged_after_the_role(
     http: Http, k: Keys
 ) -> None:
-    """The order does not hide a scope refusal: an officer outside the region is told K8."""
+    """The order does not hide a scope refusal: an officer outside the region is told A3."""
     r = http.post("/admissions", k.xm, json=admission_body(B_ID, H1, JIANGMEN, date(2026, 3, 2)))
 
-    assert problem(r, 403)["rule_id"] == "K8"
+    assert problem(r, 403)["rule_id"] == "A3"

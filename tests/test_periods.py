@@ -1,4 +1,4 @@
-"""Period counting (POLICY.md section 7, C1-C6; E7) against the real State Council calendar."""
+"""Period counting (C1-C6, the catalogue's §7; E7) against the real State Council calendar."""
 
 from __future__ import annotations
 

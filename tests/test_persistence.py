@@ -88,7 +88,9 @@ def test_the_version_rises_by_one_per_applied_transition_and_not_on_a_denied_one
     assert any_engine.get(filing.id).version == 4
 
 
-def test_a_stale_expected_version_raises_and_writes_nothing(any_engine: FilingEngine) -> None:
+def test_a_stale_expected_version_raises_changes_nothing_and_is_recorded(
+    any_engine: FilingEngine,
+) -> None:
     filing = effective(any_engine)  # version 3
     checkpoint = any_engine.checkpoint()
 
@@ -97,8 +99,9 @@ def test_a_stale_expected_version_raises_and_writes_nothing(any_engine: FilingEn
 
     assert (stale.value.filing_id, stale.value.expected_version) == (filing.id, 2)
     assert any_engine.get(filing.id) == filing
-    assert any_engine.checkpoint() == checkpoint
-    assert len(any_engine.history(filing.id)) == 3
+    assert any_engine.checkpoint().count == checkpoint.count + 1
+    last = any_engine.history(filing.id)[-1]
+    assert (last["event"], last["outcome"], last["rule_id"]) == ("cancel", "denied", "R1")
     cancelled = any_engine.cancel(filing.id, PERSON, expected_version=3)
     assert (cancelled.state.value, cancelled.version) == ("cancelled", 4)
 

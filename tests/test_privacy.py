@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -61,14 +62,24 @@ def test_no_log_line_or_error_carries_an_id_number(engine: FilingEngine) -> None
         assert number not in text and number[:-1] not in text
 
 
-def test_opening_with_the_development_key_says_so(
-    open_engine: Callable[..., FilingEngine], settings: Settings, sqlite_url: str
+def test_the_development_key_is_announced_once_per_database_when_it_is_created(
+    open_engine: Callable[..., FilingEngine], settings: Settings, tmp_path: Path
 ) -> None:
+    dev = replace(settings, person_key_is_development_default=True)
     stream = io.StringIO()
     configure_logging("json", stream=stream)
-    open_engine(sqlite_url, settings=replace(settings, person_key_is_development_default=True))
-    events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
-    assert "person_key.development_default" in events
+
+    def warnings_on_opening(url: str) -> int:
+        start = len(stream.getvalue().splitlines())
+        open_engine(url, settings=dev).close()
+        lines = stream.getvalue().splitlines()[start:]
+        return [json.loads(line)["event"] for line in lines].count("person_key.development_default")
+
+    first = warnings_on_opening(f"sqlite:///{tmp_path / 'a.db'}")
+    again = [warnings_on_opening(f"sqlite:///{tmp_path / 'a.db'}") for _ in range(3)]
+    other = warnings_on_opening(f"sqlite:///{tmp_path / 'b.db'}")
+
+    assert (first, again, other) == (1, [0, 0, 0], 1)
 
 
 def test_the_hospital_side_keeps_id_numbers_out_of_rows_logs_and_errors(

@@ -1,10 +1,12 @@
 """Reasons are codes of config.toml's vocabulary, never text; words go in an optional note,
-refused when they hold anything shaped like personal data. Nothing a refused reason or note
-held reaches the filing, the audit trail, an answer or an export."""
+refused when they hold anything shaped like personal data. A refusal is on the record as a
+denied attempt, and nothing a refused reason or note held reaches the filing, the audit trail,
+an answer or an export."""
 
 from __future__ import annotations
 
 import copy
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -25,12 +27,19 @@ def submitted(engine: FilingEngine) -> str:
     return engine.submit(draft(engine).id, PERSON).id
 
 
-def refused_input(engine: FilingEngine, action: Any, field: str, rule: str) -> InvalidInput:
-    before = engine.checkpoint()
+def refused_input(
+    engine: FilingEngine, action: Any, field: str, rule: str, leaked: str = HIDDEN
+) -> InvalidInput:
+    """The action is refused naming the field and the rule; the refusal is on the record as
+    one denied attempt, which holds nothing of what was refused."""
+    before = engine.checkpoint().count
     with pytest.raises(InvalidInput) as caught:
         action()
     assert (caught.value.field, caught.value.rule_id) == (field, rule), str(caught.value)
-    assert engine.checkpoint() == before  # nothing written, not even a denied record
+    with engine.store.read() as tx:
+        records = tx.all("SELECT * FROM audit_record WHERE seq > :n", {"n": before})
+    assert [(r["outcome"], r["rule_id"]) for r in records] == [("denied", rule)]
+    assert leaked not in json.dumps([str(v) for v in records[0].values()])
     return caught.value
 
 
@@ -41,7 +50,11 @@ def test_a_rejection_whose_reason_is_no_code_for_it_is_refused_naming_reason_and
     filing_id = submitted(any_engine)
 
     error = refused_input(
-        any_engine, lambda: any_engine.reject(filing_id, OFFICER, reason=reason), "reason", "L1"
+        any_engine,
+        lambda: any_engine.reject(filing_id, OFFICER, reason=reason),
+        "reason",
+        "L1",
+        leaked=reason,
     )
 
     assert HIDDEN not in str(error) and reason not in str(error)
@@ -81,6 +94,7 @@ def test_a_note_holding_personal_data_is_refused_naming_note(
         lambda: any_engine.reject(filing_id, OFFICER, reason="other", note=note),
         "note",
         "L1",
+        leaked=note,
     )
 
     assert note not in str(error) and HIDDEN not in str(error)

@@ -354,7 +354,12 @@ _HOSPITAL_CASES: dict[str, _Case] = {
     ),
     "submit: retro in time": ("submit", _retro(), _admission(), NOW, {}, None),
     "submit: retro, admission not found": ("submit", _retro(), None, NOW, {}, "E2"),
-    "submit: retro after settlement": ("submit", _retro(), _admission(**_SETTLED), NOW, {}, "E2"),
+    "submit: retro after settlement, no window": (
+        "submit", _retro(), _admission(**_SETTLED), NOW, {"emergency_filing_window_days": 0}, "E2"
+    ),
+    "submit: retro after settlement, the window closed at discharge": (
+        "submit", _retro(), _admission(**_SETTLED), NOW, {}, "E3"
+    ),
     "submit: retro, region accepts none": (
         "submit", _retro(), _admission(), NOW, {"retro_filing_before_settlement": False}, "E2"
     ),

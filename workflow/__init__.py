@@ -8,6 +8,7 @@ from states.errors import (
     FilingNotFound,
     InvalidInput,
     PolicyConfigError,
+    Refused,
     TransitionRefused,
 )
 from states.vocabulary import Channel, Document, FilingState, InsuranceType, Kind, Role
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidInput",
     "Kind",
     "PolicyConfigError",
+    "Refused",
     "Role",
     "TransitionRefused",
     "Verification",

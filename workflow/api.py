@@ -85,16 +85,21 @@ class FilingEngine:
                 "(or FILING_ALLOW_DEVELOPMENT_KEY=1 for a throwaway database)",
             )
         engine = create_engine(settings)
+        created = False
         if migrate and not read_only:
+            created = not _has_schema(engine)
             upgrade(engine)
         calendar = build_calendar(settings.calendar_years)
         service = FilingService(engine, settings, calendar, clock, read_only=read_only)
         if not read_only:
             service.pin_policies()
-        if settings.person_key_is_development_default:
+        if settings.person_key_is_development_default and created:
+            # Once per database, when it is made: every later command on it would say the same
+            # (and a reader of the README would see it after every command).
             structlog.get_logger("workflow").warning(
                 "person_key.development_default",
-                hint="set FILING_PERSON_KEY: person lookups use a development key",
+                hint="set FILING_PERSON_KEY: this database's person lookups use a development "
+                "key (said once, when the database is created)",
             )
         return cls(service)
 
@@ -211,7 +216,7 @@ class FilingEngine:
         self, filing_id: str, actor: Actor, documents: Iterable[Document | str], **kw: Any
     ) -> Filing:
         """V6: complete a commitment filing; two-way entitlement starts once nothing is missing."""
-        supplied = frozenset(_enum(Document, d, "documents", "V6") for d in documents)
+        supplied = frozenset(_enum(Document, d, "documents") for d in documents)
         return self._fire(filing_id, "supply_documents", actor, supplied=supplied, **kw)
 
     def stop_insurance(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
@@ -276,7 +281,7 @@ class FilingEngine:
         (an agency's). Returns the lapsed filings."""
         return self._service.stop_insurance_for_person(
             id_number,
-            _enum(InsuranceType, insurance_type, "insurance_type", "L6"),
+            _enum(InsuranceType, insurance_type, "insurance_type"),
             actor,
             Request.new(request_id, correlation_id),
             regions,
@@ -333,14 +338,14 @@ class FilingEngine:
         """Record an admission (or visit, or pharmacy purchase) reported by a hospital. An
         emergency without a covering filing is deemed filed (E1): see `deemed_filing_id`."""
         visit = Visit(
-            insurance_type=_enum(InsuranceType, insurance_type, "insurance_type", "L6"),
+            insurance_type=_enum(InsuranceType, insurance_type, "insurance_type"),
             insured_region=insured_region,
             treatment_region=treatment_region,
             hospital_code=hospital_code,
             admitted_on=admitted_on,
-            institution=_enum(Institution, institution, "institution", "P1"),
+            institution=_enum(Institution, institution, "institution"),
             networked=networked,
-            care=_enum(Care, care, "care", "P7"),
+            care=_enum(Care, care, "care"),
             emergency=emergency,
             referral=referral,
             transfer_first=transfer_first,
@@ -382,7 +387,7 @@ class FilingEngine:
     ) -> Admission:
         """E6: ask to extend a referred stay past the threshold, with the treating hospital's
         documents (continued_stay_certificate)."""
-        supplied = frozenset(_enum(Document, d, "documents", "E6") for d in documents)
+        supplied = frozenset(_enum(Document, d, "documents") for d in documents)
         return self._extension(admission_id, "request_extension", actor, supplied, **kw)
 
     def grant_extension(self, admission_id: str, actor: Actor, **kw: Any) -> Admission:
@@ -439,7 +444,7 @@ class FilingEngine:
         correlation_id: str | None = None,
     ) -> Claim:
         """P5, P6: file a manual reimbursement claim with its documents before its deadline."""
-        supplied = frozenset(_enum(Document, d, "documents", "P5") for d in documents)
+        supplied = frozenset(_enum(Document, d, "documents") for d in documents)
         return self._service.file_claim(
             claim_id,
             supplied,
@@ -530,6 +535,12 @@ class FilingEngine:
         return self._service.verify(against, progress)
 
 
+def _has_schema(engine: sa.Engine) -> bool:
+    """Whether the database has been migrated before (Alembic's version table is there)."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        return sa.inspect(conn).has_table("alembic_version")
+
+
 def _application(
     kind: Kind | str,
     insurance_type: InsuranceType | str,
@@ -545,10 +556,10 @@ def _application(
     card_number: str | None,
     card_settlement_enabled: bool | None,
 ) -> Application:
-    docs = frozenset(_enum(Document, d, "documents", "M1") for d in documents)
+    docs = frozenset(_enum(Document, d, "documents") for d in documents)
     return Application(
-        kind=_enum(Kind, kind, "kind", "K1"),
-        insurance_type=_enum(InsuranceType, insurance_type, "insurance_type", "L6"),
+        kind=_enum(Kind, kind, "kind"),
+        insurance_type=_enum(InsuranceType, insurance_type, "insurance_type"),
         insured_region=insured_region,
         treatment_region=treatment_region,
         channel=actor.channel,
@@ -563,7 +574,9 @@ def _application(
     )
 
 
-def _enum(cls: type[_E], value: Any, field: str, rule: str) -> _E:
+def _enum(cls: type[_E], value: Any, field: str, rule: str | None = None) -> _E:
+    """A word of the vocabulary. An unknown word is a malformed request, not a rule's refusal
+    (no rule id, so not recorded)."""
     try:
         return cls(value)
     except ValueError:

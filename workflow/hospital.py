@@ -64,11 +64,14 @@ from workflow.config import Settings
 from workflow.context import (
     SYSTEM_ACTOR,
     Actor,
+    Attempted,
     Request,
     _check_request,
     _refusal,
     _Refused,
+    check_version,
     new_id,
+    visit_inputs,
 )
 from workflow.identity import mask, normalise_id_number, person_key, region_exists
 from workflow.store import Store, Tx, insert_sql
@@ -169,7 +172,11 @@ class HospitalSide:
             request: Request,
             *,
             retry_stale: bool = True,
+            actor: Actor | None = None,
+            attempted: Attempted | None = None,
         ) -> _T: ...
+        def _policy_ref(self, region: str) -> tuple[str | None, str | None]: ...
+        def _person_inputs(self, id_number: str) -> dict[str, Any]: ...
         def _pin(self, tx: Tx, region: str, policy: Policy) -> None: ...
         def _policy(self, tx: Tx, region: str, version: str) -> Policy: ...
         def _load(self, tx: Tx, filing_id: str) -> tuple[Filing, Policy]: ...
@@ -200,8 +207,8 @@ class HospitalSide:
         def _audit_subject(
             self,
             tx: Tx,
-            subject_id: str,
-            policy: tuple[str, str],
+            subject_id: str | None,
+            policy: tuple[str | None, str | None],
             event: str,
             from_state: str | None,
             to_state: str | None,
@@ -221,11 +228,15 @@ class HospitalSide:
         the windows its dates open (E3, E5, E7) and the extension threshold (E6) are written as
         deadline rows in the same transaction."""
         _check_request(actor, request)
-        _check_actor(actor, ADMITTERS, "record admissions")
-        number = normalise_id_number(id_number)
-        key = person_key(number, self.settings.person_key)
+        attempt = Attempted(
+            "admit", None, self._policy_ref(visit.insured_region),
+            {**visit_inputs(visit), **self._person_inputs(id_number)},
+        )  # fmt: skip
 
         def work(tx: Tx, journal: Journal) -> Admission:
+            _check_actor(actor, ADMITTERS, "record admissions")
+            number = normalise_id_number(id_number, local_date(self._now()))
+            key = person_key(number, self.settings.person_key)
             now = self._now()
             policy = policy_for(visit.insured_region, self.settings.policies)
             check_visit(
@@ -295,7 +306,7 @@ class HospitalSide:
                     self._deadline(tx, adm.id, EXTENSION_REMINDER, remind, rule, False, now)
             return adm
 
-        return self._run(work, request)
+        return self._run(work, request, actor=actor, attempted=attempt)
 
     def _deem(
         self,
@@ -362,10 +373,13 @@ class HospitalSide:
         a claim and its deadline (P6). A deemed filing ends here: it lapses where a window to
         file had to be met before discharge (E3), else it has served its admission (E1)."""
         _check_request(actor, request)
+        attempt = Attempted("discharge", admission_id, None, {}, table="admission_record")
 
         def work(tx: Tx, journal: Journal) -> tuple[Admission, Coverage] | _Refused:
             now = self._now()
-            adm, policy = self._admission_and_policy(tx, admission_id, expected_version)
+            adm, policy = self._admission_and_policy(
+                tx, admission_id, expected_version, "discharge"
+            )
             refused = self._admission_event(tx, adm, "discharge", actor, request, journal)
             if refused is not None:
                 return refused
@@ -434,7 +448,9 @@ class HospitalSide:
                 adm = self._load_admission(tx, admission_id)
             return adm, cov
 
-        return self._run(work, request, retry_stale=expected_version is None)
+        return self._run(
+            work, request, retry_stale=expected_version is None, actor=actor, attempted=attempt
+        )
 
     def extension(
         self,
@@ -451,7 +467,7 @@ class HospitalSide:
 
         def work(tx: Tx, journal: Journal) -> Admission | _Refused:
             now = self._now()
-            adm, policy = self._admission_and_policy(tx, admission_id, expected_version)
+            adm, policy = self._admission_and_policy(tx, admission_id, expected_version, event)
             refused = self._admission_event(tx, adm, event, actor, request, journal)
             if refused is not None:
                 return refused
@@ -503,13 +519,14 @@ class HospitalSide:
             )
             return adm
 
-        return self._run(work, request, retry_stale=expected_version is None)
+        return self._run(work, request, retry_stale=expected_version is None, actor=actor)
 
     def coverage(
         self, admission_id: str, day: date | None, actor: Actor, request: Request
     ) -> Coverage:
         """The coverage decision for a day of the admission (default: its first), recorded."""
         _check_request(actor, request)
+        attempt = Attempted("decide_coverage", admission_id, None, {}, table="admission_record")
 
         def work(tx: Tx, journal: Journal) -> Coverage:
             now = self._now()
@@ -535,7 +552,7 @@ class HospitalSide:
             )
             return cov
 
-        return self._run(work, request)
+        return self._run(work, request, actor=actor, attempted=attempt)
 
     # -- claims ------------------------------------------------------------------------------
 
@@ -554,8 +571,10 @@ class HospitalSide:
         def work(tx: Tx, journal: Journal) -> Claim | _Refused:
             now = self._now()
             claim = self._load_claim(tx, claim_id)
-            if expected_version is not None and claim.claim.version != expected_version:
-                raise ConcurrentUpdate(claim_id, expected_version)
+            check_version(
+                claim_id, claim.claim.version, expected_version, "file_claim",
+                claim.claim.status, claim.policy_region_version,
+            )  # fmt: skip
             policy = self._policy(
                 tx, claim.policy_region_version[0], claim.policy_region_version[1]
             )
@@ -630,7 +649,7 @@ class HospitalSide:
             )
             return filed
 
-        return self._run(work, request, retry_stale=expected_version is None)
+        return self._run(work, request, retry_stale=expected_version is None, actor=actor)
 
     def _open_claim(
         self,
@@ -1266,13 +1285,15 @@ class HospitalSide:
         return _admission_from_row(row)
 
     def _admission_and_policy(
-        self, tx: Tx, admission_id: str, expected_version: int | None = None
+        self, tx: Tx, admission_id: str, expected_version: int | None = None, event: str = ""
     ) -> tuple[Admission, Policy]:
         """The admission, in the write transaction that holds the write lock: a version check
         here is as good as one in the UPDATE (optimistic concurrency, as for filings)."""
         adm = self._load_admission(tx, admission_id)
-        if expected_version is not None and adm.version != expected_version:
-            raise ConcurrentUpdate(admission_id, expected_version)
+        check_version(
+            admission_id, adm.version, expected_version, event, adm.status.value,
+            (adm.policy_region, adm.policy_version),
+        )  # fmt: skip
         return adm, self._policy(tx, adm.policy_region, adm.policy_version)
 
     def _save_admission(self, tx: Tx, adm: Admission, now: datetime) -> None:

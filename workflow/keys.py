@@ -15,12 +15,14 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from states.codes import Codes
 from states.errors import FilingError, InvalidInput
+from states.periods import local_date
 from states.regions import contains
 from states.vocabulary import Channel, Role
 from workflow.context import Actor
@@ -102,7 +104,7 @@ def issue(
     regions: tuple[str, ...] = (),
     all_regions: bool = False,
 ) -> IssuedKey:
-    """Make a key. Each role must say what it is scoped to: an insured key its person, a
+    """Make a key. Each role must say what it is scoped to (A5): an insured key its person, a
     hospital key its organisation, an officer key its organisation and regions, an auditor key
     its regions; `all_regions` gives an officer or auditor every region, on purpose. An
     organisation matches its pattern in `codes` (a hospital's is its hospital code, A4, A5)."""
@@ -110,10 +112,10 @@ def issue(
         role = Role(role)
     except ValueError:
         raise InvalidInput(
-            "role", "L7", f"must be one of {', '.join(r.value for r in KEY_ROLES)}"
+            "role", "A5", f"must be one of {', '.join(r.value for r in KEY_ROLES)}"
         ) from None
     if role not in KEY_ROLES:
-        raise InvalidInput("role", "L7", "the engine's own role is never given to a key")
+        raise InvalidInput("role", "A5", "the engine's own role is never given to a key")
     default_channel = {Role.HOSPITAL: Channel.HOSPITAL_SYSTEM}.get(role, Channel.COUNTER)
     try:
         channel = Channel(channel or default_channel)
@@ -122,7 +124,7 @@ def issue(
     if channel is Channel.SYSTEM:
         raise InvalidInput("channel", "L7", "the engine's own channel is never given to a key")
     if not label or len(label) > 64:
-        raise InvalidInput("label", "L7", "1 to 64 characters naming the holder")
+        raise InvalidInput("label", "A5", "1 to 64 characters naming the holder")
     kind = personal_data_in(label)
     if kind is not None:
         raise InvalidInput("label", "A5", f"holds what looks like {kind}: name the holder")
@@ -132,29 +134,29 @@ def issue(
     p_key = p_masked = None
     if role is Role.INSURED:
         if id_number is None:
-            raise InvalidInput("id_number", "L3", "an insured person's key names its person")
-        number = normalise_id_number(id_number)
+            raise InvalidInput("id_number", "A5", "an insured person's key names its person")
+        number = normalise_id_number(id_number, local_date(now))
         p_key, p_masked = person_key(number, person_secret), mask(number)
     elif id_number is not None:
-        raise InvalidInput("id_number", "L3", "only an insured person's key names a person")
+        raise InvalidInput("id_number", "A5", "only an insured person's key names a person")
     elif on_behalf:
         raise InvalidInput("on_behalf", "L8", "only an insured person's key acts on behalf")
     if role in (Role.HOSPITAL, Role.OFFICER) and not organisation:
-        raise InvalidInput("organisation", "L7", f"a {role.value} key names its organisation")
+        raise InvalidInput("organisation", "A5", f"a {role.value} key names its organisation")
     scoped = (Role.OFFICER, Role.AUDITOR)
     if role in scoped and not regions and not all_regions:
         # Every region is a decision, never a default: a forgotten --region must not open
         # the whole country to a key.
         raise InvalidInput(
-            "regions", "K8", f"a {role.value} key names its regions, or says all_regions"
+            "regions", "A5", f"a {role.value} key names its regions, or says all_regions"
         )
     if role in scoped and regions and all_regions:
-        raise InvalidInput("all_regions", "K8", "regions or all_regions, not both")
+        raise InvalidInput("all_regions", "A5", "regions or all_regions, not both")
     if role not in scoped and (regions or all_regions):
-        raise InvalidInput("regions", "K8", "only officer and auditor keys are scoped by region")
+        raise InvalidInput("regions", "A5", "only officer and auditor keys are scoped by region")
     for r in regions:
         if not region_exists(r):
-            raise InvalidInput("regions", "K8", "each must be a six-digit GB/T 2260 region code")
+            raise InvalidInput("regions", "A5", "each must be a six-digit GB/T 2260 region code")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     row: dict[str, Any] = {
@@ -189,6 +191,15 @@ def revoke(store: Store, key_id: str, now: datetime) -> None:
         raise KeyNotFound(key_id)
 
 
+def regions_shown(role: Role | str, regions: Sequence[str]) -> list[str] | str | None:
+    """A key's regions as `filing keys` shows them: an officer or auditor key with none was
+    issued for every region (`all_regions`), shown as "all"; other roles are not scoped by
+    region (None). An empty list would read as "no region at all", the opposite."""
+    if Role(role) not in (Role.OFFICER, Role.AUDITOR):
+        return None
+    return list(regions) if regions else "all"
+
+
 def listing(store: Store) -> list[dict[str, Any]]:
     """Every key, revoked or not, without its hash (for `filing keys list`)."""
     with store.read() as tx:
@@ -201,7 +212,7 @@ def listing(store: Store) -> list[dict[str, Any]]:
             "organisation": r["organisation"],
             "person": r["person_masked"],
             "on_behalf": r["on_behalf"],
-            "regions": json.loads(r["regions"]),
+            "regions": regions_shown(r["role"], json.loads(r["regions"])),
             "label": r["label"],
             "created_at": r["created_at"].isoformat(),
             "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None,

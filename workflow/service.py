@@ -22,6 +22,7 @@ from states.errors import (
     FilingNotFound,
     InvalidInput,
     PolicyConfigError,
+    Refused,
 )
 from states.filing import Filing
 from states.guards import Attempt, validity_ended
@@ -51,8 +52,16 @@ from workflow.clock import system_clock
 from workflow.config import Settings
 from workflow.context import SYSTEM_ACTOR as SYSTEM_ACTOR
 from workflow.context import Actor as Actor
+from workflow.context import (
+    Attempted,
+    _check_request,
+    _refusal,
+    _Refused,
+    application_inputs,
+    check_version,
+    new_id,
+)
 from workflow.context import Request as Request
-from workflow.context import _check_request, _refusal, _Refused, new_id
 from workflow.hospital import EXPIRY_REMINDER, HospitalSide
 from workflow.identity import (
     mask,
@@ -131,11 +140,19 @@ _OPEN_FILINGS_OF_PERSON = (
     "SELECT * FROM filing_record WHERE person_key = :k AND insurance_type = :t "
     f"AND state IN ({', '.join(repr(s) for s in _STOPPABLE)}) ORDER BY created_at, id"
 )
+_STATE_OF = {"filing_record": "state", "admission_record": "status", "claim_record": "status"}
 _RETRO_RULES = frozenset({"E2", "E3", "E5", "E7"})
 # States whose pending deadlines stop applying when the filing leaves them.
 _COVERING = frozenset({FilingState.EFFECTIVE, FilingState.DEEMED})
 
 _T = TypeVar("_T")
+
+
+def _check_version(filing: Filing, expected: int | None, event: str) -> None:
+    check_version(
+        filing.id, filing.version, expected, event, filing.state.value,
+        (filing.policy_region, filing.policy_version),
+    )  # fmt: skip
 
 
 class FilingService(HospitalSide):
@@ -228,14 +245,21 @@ class FilingService(HospitalSide):
     def create(
         self, application: Application, id_number: str, actor: Actor, request: Request
     ) -> Filing:
-        """Create a draft. Bad input raises InvalidInput and writes nothing."""
+        """Create a draft. Bad input raises InvalidInput and writes nothing of the filing; a
+        rule's refusal is recorded as a denied `create` attempt."""
         _check_request(actor, request)
-        number = normalise_id_number(id_number)
+        attempt = Attempted(
+            "create", None, self._policy_ref(application.insured_region),
+            {**application_inputs(application), **self._person_inputs(id_number)},
+        )  # fmt: skip
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> Filing:
+            number = normalise_id_number(
+                id_number, local_date(self._now())
+            )  # M1: refused inside, so it is recorded
             return self._new_draft(tx, application, number, actor, request, journal)
 
-        return self._run(work, request)
+        return self._run(work, request, actor=actor, attempted=attempt)
 
     def fire(
         self,
@@ -252,12 +276,12 @@ class FilingService(HospitalSide):
         """Fire `event` on a filing. Retries a lost optimistic race unless the caller pinned
         `expected_version`, in which case the race is the caller's to resolve."""
         _check_request(actor, request)
-        _check_reason(self.settings.reasons, event, reason, note)
+        attempt = Attempted(event, filing_id, None, {})
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> Filing | _Refused:
             filing, policy = self._load(tx, filing_id)
-            if expected_version is not None and filing.version != expected_version:
-                raise ConcurrentUpdate(filing_id, expected_version)
+            _check_version(filing, expected_version, event)
+            _check_reason(self.settings.reasons, event, reason, note)
             state = filing.state
             denial = self._fire_in(
                 tx, filing, policy, event, actor, request, journal, reason, supplied, note
@@ -266,7 +290,9 @@ class FilingService(HospitalSide):
                 return _Refused(_refusal(filing_id, event, state, denial))
             return filing
 
-        return self._run(work, request, retry_stale=expected_version is None)
+        return self._run(
+            work, request, retry_stale=expected_version is None, actor=actor, attempted=attempt
+        )
 
     def change(
         self,
@@ -282,19 +308,22 @@ class FilingService(HospitalSide):
         now; the old filing is cancelled in the same transaction in which its replacement takes
         effect: at once where effect is instant, otherwise when the agency approves it. Until
         then the old filing stays effective, so a rejected replacement leaves the person covered.
-        A rule refusal is recorded against the old filing; invalid input writes nothing."""
+        A refusal, by a rule of the change or of the replacement's fields, is recorded against
+        the old filing as a denied `change`; nothing of the change remains."""
         _check_request(actor, request)
-        number = normalise_id_number(id_number)
-        key = person_key(number, self.settings.person_key)
+        attempt = Attempted(
+            "change", filing_id, None,
+            {**application_inputs(application), **self._person_inputs(id_number)},
+        )  # fmt: skip
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> tuple[Filing, Filing] | _Refused:
             old, old_policy = self._load(tx, filing_id)
-            if old.person_key != key:
+            number = normalise_id_number(id_number, local_date(self._now()))
+            if old.person_key != person_key(number, self.settings.person_key):
                 raise InvalidInput(
                     "id_number", "L5", "a change replaces a filing of the same person"
                 )
-            if expected_version is not None and old.version != expected_version:
-                raise ConcurrentUpdate(filing_id, expected_version)
+            _check_version(old, expected_version, "change")
             # Judged now, applied when the replacement takes effect (_cancel_superseded).
             _, denial, _ = self._decide(
                 tx, old, old_policy, "change", actor, request, journal, "change", frozenset()
@@ -311,7 +340,13 @@ class FilingService(HospitalSide):
             return old, new
 
         try:
-            return self._run(work, request, retry_stale=expected_version is None)
+            return self._run(
+                work,
+                request,
+                retry_stale=expected_version is None,
+                actor=actor,
+                attempted=attempt,
+            )
         except _ChangeRefused as refused:
             denial = Denial(
                 refused.denial.rule_id,
@@ -350,9 +385,15 @@ class FilingService(HospitalSide):
         it lapses (drafts and filings under review included), in one transaction. With
         `regions`, only the filings insured in them: an agency stops what it serves."""
         _check_request(actor, request)
-        key = person_key(normalise_id_number(id_number), self.settings.person_key)
+        attempt = Attempted(
+            "stop_insurance", None, (None, None),
+            {"insurance_type": insurance_type.value, **self._person_inputs(id_number)},
+        )  # fmt: skip
 
         def work(tx: Tx, journal: list[dict[str, Any]]) -> list[Filing] | _Refused:
+            key = person_key(
+                normalise_id_number(id_number, local_date(self._now())), self.settings.person_key
+            )
             rows = tx.all(_OPEN_FILINGS_OF_PERSON, {"k": key, "t": insurance_type.value})
             if regions:
                 rows = [r for r in rows if any(contains(a, r["insured_region"]) for a in regions)]
@@ -376,7 +417,7 @@ class FilingService(HospitalSide):
                 lapsed.append(filing)
             return lapsed
 
-        return self._run(work, request)
+        return self._run(work, request, actor=actor, attempted=attempt)
 
     # -- the unit of work --------------------------------------------------------------------
 
@@ -386,13 +427,18 @@ class FilingService(HospitalSide):
         request: Request,
         *,
         retry_stale: bool = True,
+        actor: Actor | None = None,
+        attempted: Attempted | None = None,
     ) -> _T:
         """Run `work` in one write transaction, log what it recorded once it has committed, and
         raise a refusal it returned (the refusal's audit record is committed with it).
 
         A lost optimistic race (ConcurrentUpdate) or a concurrent insert into the L6 index
         (IntegrityError) is retried from a fresh read; the rules then see the other writer's
-        result, and usually refuse, which is recorded."""
+        result, and usually refuse, which is recorded. A race the caller pinned with
+        `expected_version` is not retried: it is recorded as a denied attempt (R1) once the
+        loser has rolled back, then raised. So is a field a rule refused (InvalidInput with a
+        rule id) in the command `attempted` names; a malformed request (no rule id) is not."""
         for attempt_no in range(MAX_ATTEMPTS):
             last = attempt_no == MAX_ATTEMPTS - 1
             journal: list[dict[str, Any]] = []
@@ -401,10 +447,17 @@ class FilingService(HospitalSide):
                     result = work(tx, journal)
                     if request.seal is not None:
                         request.seal(tx, result.error if isinstance(result, _Refused) else result)
-            except ConcurrentUpdate:
-                if not retry_stale or last:
-                    raise
-                continue
+            except ConcurrentUpdate as stale:
+                if retry_stale and not last:
+                    continue
+                if actor is not None and stale.event is not None:
+                    subject = Attempted(stale.event, stale.filing_id, stale.policy, {}, stale.state)
+                    self._record_refusal(stale, subject, actor, request)
+                raise
+            except InvalidInput as invalid:
+                if actor is not None and attempted is not None and invalid.rule_id is not None:
+                    self._record_refusal(invalid, attempted, actor, request)
+                raise
             except self.store.integrity_error:
                 if last:
                     raise
@@ -415,6 +468,61 @@ class FilingService(HospitalSide):
                 raise result.error
             return result
         raise AssertionError("unreachable")
+
+    def _record_refusal(
+        self, error: Refused, attempted: Attempted, actor: Actor, request: Request
+    ) -> None:
+        """Record a command's refusal as a denied attempt in a transaction of its own (the
+        command's own was rolled back), then raise it; an idempotent answer is sealed with it."""
+
+        def record(tx: Tx, journal: list[dict[str, Any]]) -> _Refused:
+            policy = attempted.policy
+            if policy is None:
+                row = tx.one(
+                    f"SELECT policy_region, policy_version, {_STATE_OF[attempted.table]} AS state"
+                    f" FROM {attempted.table} WHERE id = :id",
+                    {"id": attempted.subject_id},
+                )
+                policy = (row["policy_region"], row["policy_version"]) if row else (None, None)
+                attempted_state = row["state"] if row else None
+            else:
+                attempted_state = attempted.state
+            journal.append(
+                self._audit_subject(
+                    tx,
+                    attempted.subject_id,
+                    policy,
+                    attempted.event,
+                    attempted_state,
+                    None,
+                    Outcome.DENIED,
+                    error.rule_id,
+                    str(error),
+                    {**attempted.inputs, **error.inputs},
+                    actor,
+                    request,
+                    self._now(),
+                )
+            )
+            return _Refused(error)
+
+        self._run(record, request)
+
+    def _person_inputs(self, id_number: str) -> dict[str, Any]:
+        """The person as a refusal's record names them: the keyed hash and the masked form of a
+        valid number; nothing of a number that is not one (M1 refused it)."""
+        try:
+            number = normalise_id_number(id_number, local_date(self._now()))
+        except InvalidInput:
+            return {}
+        return {
+            "person_key": person_key(number, self.settings.person_key),
+            "person_masked": mask(number),
+        }
+
+    def _policy_ref(self, region: str) -> tuple[str | None, str | None]:
+        policy = policy_for(region, self.settings.policies)
+        return (policy.region, policy.version)
 
     # -- the transition itself ---------------------------------------------------------------
 
@@ -711,8 +819,8 @@ class FilingService(HospitalSide):
     def _audit_subject(
         self,
         tx: Tx,
-        subject_id: str,
-        policy: tuple[str, str],
+        subject_id: str | None,
+        policy: tuple[str | None, str | None],
         event: str,
         from_state: str | None,
         to_state: str | None,
@@ -841,7 +949,8 @@ class FilingService(HospitalSide):
             return self._policy(tx, filing.policy_region, filing.policy_version)
 
     def for_person(self, id_number: str, *, effective_only: bool = False) -> list[Filing]:
-        key = person_key(normalise_id_number(id_number), self.settings.person_key)
+        number = normalise_id_number(id_number, local_date(self._now()))
+        key = person_key(number, self.settings.person_key)
         sql = "SELECT * FROM filing_record WHERE person_key = :k"
         if effective_only:
             sql += " AND state = 'effective'"

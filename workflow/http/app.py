@@ -214,8 +214,8 @@ class Api:
             route,
             404,
             "not visible to this key" if exists else "no such object",
-            subject_id=subject_id if exists else None,
             rule_id="A3",
+            subject_id=subject_id if exists else None,
         )
         # The id is not echoed: a caller may have put anything in the path.
         raise ApiProblem(404, "not_found", "no such object visible to this key", rule_id="A3")
@@ -270,17 +270,19 @@ class Api:
             self._not_visible(p, route, claim_id, claim is not None)
 
     def same_person(self, p: Principal, id_number: str, route: Route) -> None:
-        """An insured key acts for its own person only (L8: a family account is issued for
-        the person it acts for)."""
+        """An insured key acts for its own person only (A3; L8: a family account is issued
+        for the person it acts for)."""
         if p.role is not Role.INSURED:
             return
+        from states.periods import local_date
         from workflow.identity import normalise_id_number, person_key
 
-        mine = person_key(normalise_id_number(id_number), self.engine.settings.person_key)
+        today = local_date(self.engine.clock())
+        mine = person_key(normalise_id_number(id_number, today), self.engine.settings.person_key)
         if mine != p.person_key:
             reason = "an insured key acts only for the person it was issued for"
-            deny(self.engine, p, route, 403, reason, rule_id="L8")
-            raise ApiProblem(403, "forbidden", reason, rule_id="L8")
+            deny(self.engine, p, route, 403, reason, rule_id="A3")
+            raise ApiProblem(403, "forbidden", reason, rule_id="A3")
 
     def own_hospital(self, p: Principal, hospital_code: str, route: Route) -> None:
         """A4: a hospital's key records admissions of its own hospital code only."""
@@ -292,8 +294,8 @@ class Api:
     def region(self, p: Principal, region: str, route: Route) -> None:
         if p.role in (Role.OFFICER, Role.AUDITOR) and not p.covers_region(region):
             reason = "the insured region is not one this key's agency serves"
-            deny(self.engine, p, route, 403, reason, rule_id="K8")
-            raise ApiProblem(403, "forbidden", reason, rule_id="K8")
+            deny(self.engine, p, route, 403, reason, rule_id="A3")
+            raise ApiProblem(403, "forbidden", reason, rule_id="A3")
 
     def ids(self) -> dict[str, Any]:
         rid, cid = request_ids.get()
@@ -382,8 +384,8 @@ def create_app(
                     "a hospital files referrals (E4) and retro filings for its own admissions "
                     "(E2), nothing else"
                 )
-                deny(engine, p, route, 403, reason, rule_id="E4")
-                raise ApiProblem(403, "forbidden", reason, rule_id="E4")
+                deny(engine, p, route, 403, reason, rule_id="A4")
+                raise ApiProblem(403, "forbidden", reason, rule_id="A4")
             if body.admission_id is not None:
                 api.admission_row(p, body.admission_id, route)
             return _sealed(

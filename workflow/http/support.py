@@ -127,8 +127,10 @@ def problem_of(exc: Exception) -> JSONResponse:
         return problem(
             412,
             "stale_version",
-            f"{exc.filing_id} is no longer at version {exc.expected_version}: read it again",
+            str(exc),
+            rule_id=exc.rule_id,
             subject_id=exc.filing_id,
+            inputs=exc.inputs,
         )
     if isinstance(exc, FilingNotFound):
         return problem(404, "not_found", "no such object visible to this key")
@@ -289,6 +291,9 @@ def route_of(request: Request) -> Route:
     return Route(request.method, getattr(r, "path", request.url.path))
 
 
+# The access rule a denied call cites when the caller names none, by status.
+ACCESS_RULES = {401: "A1", 403: "A2", 404: "A3"}
+
 _ANONYMOUS = Principal("-", Role.INSURED, Channel.WEB_HALL, None, None, None, False, (), "-")
 
 
@@ -299,14 +304,16 @@ def deny(
     status: int,
     reason: str,
     *,
+    rule_id: str | None = None,
     subject_id: str | None = None,
     policy: tuple[str | None, str | None] = (None, None),
-    rule_id: str | None = None,
 ) -> None:
-    """Record a denied call in the audit trail (event `access`, outcome denied, the rule that
-    refused it), then log it."""
+    """Record a denied call in the audit trail (event `access`, outcome denied) with the rule
+    that refused it, then log it. By default the access rule of the status: A1 no valid key
+    (401), A2 a role the route does not admit (403), A3 an object outside the key's scope (404)."""
     rid, cid = request_ids.get()
     who = principal or _ANONYMOUS
+    rule_id = rule_id or ACCESS_RULES.get(status)
     record = {
         "filing_id": subject_id,
         "event": "access",
