@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from states.bounds import DateBounds, check_not_before
+from states.codes import CodePattern
 from states.denial import Denial
 from states.errors import InvalidInput
 from states.periods import (
@@ -73,9 +74,15 @@ class Visit:
 
 
 def check_visit(
-    visit: Visit, today: date, *, region_exists: Callable[[str], bool], bounds: DateBounds
+    visit: Visit,
+    today: date,
+    *,
+    region_exists: Callable[[str], bool],
+    bounds: DateBounds,
+    hospital_code: CodePattern,
 ) -> None:
-    """Bad input names its field and rule; nothing is written."""
+    """Bad input names its field and rule; nothing is written. The hospital code matches the
+    pattern config.toml gives it (P1)."""
     for name in ("insured_region", "treatment_region"):
         code = getattr(visit, name)
         if not (isinstance(code, str) and len(code) == 6 and code.isdigit()):
@@ -86,11 +93,9 @@ def check_visit(
             raise InvalidInput(name, "K8", f"{code} is not a current GB/T 2260 region code")
     if is_province_level(visit.treatment_region):
         raise InvalidInput("treatment_region", "K8", "name the city or county of treatment")
-    code = visit.hospital_code
-    if not (isinstance(code, str) and 0 < len(code) <= _HOSPITAL_CODE_LIMIT and code.isalnum()):
-        raise InvalidInput(
-            "hospital_code", "P1", f"letters and digits, at most {_HOSPITAL_CODE_LIMIT}"
-        )
+    hospital_code.check("hospital_code", visit.hospital_code)
+    if len(visit.hospital_code) > _HOSPITAL_CODE_LIMIT:  # the column's width
+        raise InvalidInput("hospital_code", "P1", f"at most {_HOSPITAL_CODE_LIMIT} characters")
     if visit.admitted_on > today:
         raise InvalidInput("admitted_on", "E2", "an admission is recorded once it has begun")
     check_not_before("admitted_on", visit.admitted_on, today, bounds)

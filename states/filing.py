@@ -40,6 +40,7 @@ class Filing:
     entitlement_pending: bool = False  # V6: two-way entitlement waits for documents
     supersedes: str | None = None  # the filing this one replaced by a change (L5)
     reason: str | None = None  # reason code of a rejection or cancellation
+    note: str | None = None  # the words given with that reason (never personal data)
     admission_id: str | None = None  # the admission a deemed or retro filing is for (§5)
     deemed: bool = False  # E1: 视同已备案, made by the engine for an emergency admission
     hospital_reviewed: bool = False  # E4: the hospital's medical office stamped the referral

@@ -6,7 +6,6 @@ inputs it judged (dates, counts, codes; never personal data), which the audit tr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -17,9 +16,8 @@ from states.documents import kind_documents_missing, missing_documents, waived_b
 from states.filing import Filing
 from states.periods import WorkCalendar, end_of_local_day
 from states.policy import Policy
+from states.reasons import REASON_CODE
 from states.vocabulary import ONLINE_CHANNELS, Category, Channel, Document, Kind
-
-REASON_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 @dataclass(frozen=True)
@@ -41,6 +39,7 @@ class Attempt:
     admission: Admission | None = None
     calendar: WorkCalendar | None = None
     actor_id: str = ""  # who attempts it (E4: the reviewer is not the applicant)
+    note: str | None = None  # words given with the reason code, checked for personal data
 
 
 Guard = Callable[[Attempt], Denial | None]

@@ -189,6 +189,7 @@ def apply_effects(filing: Filing, row: Transition, attempt: Attempt) -> None:
         "supersede",
     ):
         filing.reason = attempt.reason or row.event
+        filing.note = attempt.note
 
 
 def _take_effect(filing: Filing, policy: Policy, today: date) -> None:

@@ -87,6 +87,7 @@ def issue(engine: FilingEngine, role: str, label: str, **kw: Any) -> str:
         label=label,
         now=engine.clock(),
         person_secret=engine.settings.person_key,
+        codes=engine.settings.codes,
         **kw,
     ).token
 

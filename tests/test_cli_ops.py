@@ -136,6 +136,18 @@ def test_reject_needs_a_reason_and_records_it(env: Path) -> None:
     assert json.loads(rejected.stdout)["reason"] == "missing_documents"
 
 
+def test_a_rejection_takes_a_note_and_refuses_one_holding_an_id_number(env: Path) -> None:
+    filing_id = str(create()["id"])
+    transition(filing_id, "submit")
+
+    leaky = transition(filing_id, "reject", "--reason", "other", "--note", f"r{PERSON_ID}")
+    rejected = transition(filing_id, "reject", "--reason", "other", "--note", "form unsigned")
+
+    assert leaky.exit_code == 2 and "note:" in leaky.stderr and "[L1]" in leaky.stderr
+    assert PERSON_ID not in leaky.output and "Traceback" not in leaky.output
+    assert json.loads(rejected.stdout)["note"] == "form unsigned"
+
+
 def test_cancel_and_supply_documents_pass_their_options_to_the_engine(env: Path) -> None:
     filing_id = effective_filing()
 

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import PERSON, Clock, draft, effective, id_number, local
 from workflow import FilingEngine
 from workflow import export as ex
+from workflow.identity import mask_personal_data
 
 
 def _export(
@@ -65,7 +66,7 @@ def trail(engine: FilingEngine, clock: Clock) -> FilingEngine:
 def test_the_masking_guard_masks_id_numbers_and_mobiles_but_not_hashes() -> None:
     text = "id 35020319900101123X, tel 13800138000; hash " + "1" * 64 + " id x 123456789012345678"
 
-    masked = ex.mask_text(text)
+    masked = mask_personal_data(text)
 
     assert "3502**********123X" in masked and "35020319900101123X" not in masked
     assert "138****8000" in masked and "13800138000" not in masked
@@ -87,6 +88,23 @@ def test_an_id_number_injected_into_a_record_comes_out_masked(
     assert record["inputs"] == {
         "note": f"caller {leaked[:4]}{'*' * 10}{leaked[-4:]}",
         "n": "139****5678",
+    }
+    assert checkpoint["masked_seqs"] == [2]
+
+
+def test_an_id_number_written_after_a_letter_comes_out_masked(
+    trail: FilingEngine, tmp_path: Path
+) -> None:
+    leaked = id_number(9, region="350203", born="19900101")
+    _inject(tmp_path / "filings.db", 2, json.dumps({"reason": f"r{leaked}", "tel": "t13912345678"}))
+
+    checkpoint = _export(trail, tmp_path / "out.jsonl")
+
+    text = (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+    assert leaked not in text and "13912345678" not in text
+    assert _lines(tmp_path / "out.jsonl")[1]["inputs"] == {
+        "reason": f"r{leaked[:4]}{'*' * 10}{leaked[-4:]}",
+        "tel": "t139****5678",
     }
     assert checkpoint["masked_seqs"] == [2]
 

@@ -400,11 +400,12 @@ def test_auditors_export_the_trail_with_filters_checkpoint_and_verify_it(
     )
     none = http.ok("GET", "/audit", k.admin, params={"since": "2026-03-03T00:00:00Z"})
     cp = http.ok("GET", "/audit/checkpoint", k.auditor)
-    verified = http.ok("POST", "/audit/verify", k.auditor, json=cp)
+    verified = http.ok("POST", "/audit/verify", k.admin, json=cp)
     bare = http.ok("POST", "/audit/verify", k.admin)
     wrong = http.ok(
         "POST", "/audit/verify", k.admin, json={"count": cp["count"] + 5, "head_hash": "0" * 64}
     )
+    by_auditor = http.post("/audit/verify", k.auditor, json=cp)
 
     assert [r["seq"] for r in everything] == list(range(1, 5))
     assert [(r["filing_id"], r["event"]) for r in one] == [
@@ -418,7 +419,9 @@ def test_auditors_export_the_trail_with_filters_checkpoint_and_verify_it(
     assert verified["ok"] is True and verified["problems"] == []
     assert bare["ok"] is True and bare["count"] == 4
     assert wrong["ok"] is False and wrong["problems"]
-    assert engine.checkpoint().count == 4  # reads and verifications write nothing
+    assert problem(by_auditor, 403)["rule_id"] == "A2"  # the whole chain: the administrator's
+    # Reads and verifications write nothing; the auditor's denied call is on the record.
+    assert engine.checkpoint().count == 5
 
 
 def test_policies_and_health_answer(http: Http, k: Keys, engine: FilingEngine) -> None:

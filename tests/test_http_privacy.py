@@ -124,6 +124,10 @@ def _scenario(call: Recorder, tokens: dict[str, str]) -> None:
     assert submitted.status_code == 200, submitted.text
     refused = call("POST", f"{path}/submit", insured, headers={"If-Match": "*"})
     assert refused.status_code == 409
+    # A reason or a note that carries an ID number, written after a letter (422, not stored).
+    for hostile in ({"reason": f"r{OWNER}"}, {"reason": "other", "note": f"r{OWNER}"}):
+        r = call("POST", f"{path}/reject", officer, json=hostile, headers={"If-Match": "*"})
+        assert r.status_code == 422, r.text
     approved = call("POST", f"{path}/approve", officer, headers={"If-Match": "*"})
     assert approved.status_code == 200, approved.text
 
@@ -249,6 +253,8 @@ def _scenario(call: Recorder, tokens: dict[str, str]) -> None:
     call("GET", f"/admissions/{aid}/history", hospital)
     call("POST", "/admissions", hospital, json={**adm_body, "admitted_on": PATIENT})
     call("POST", "/admissions", hospital, json={**adm_body, "hospital_code": PATIENT + "!"})
+    r = call("POST", "/admissions", admin, json={**adm_body, "hospital_code": PATIENT})
+    assert r.status_code == 422, r.text
     call("POST", "/admissions", insured, json=adm_body)
 
     # What an auditor and the back-office read: history, deadlines, the audit export.
@@ -286,7 +292,11 @@ def run(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterato
     engine = FilingEngine.open(
         database_url=f"sqlite:///{db}", settings=roomy, clock=ManualClock(NOW)
     )
-    common = {"now": NOW, "person_secret": engine.settings.person_key}
+    common = {
+        "now": NOW,
+        "person_secret": engine.settings.person_key,
+        "codes": engine.settings.codes,
+    }
 
     def token(role: str, **kw: Any) -> str:
         return keys.issue(engine.store, role=role, label=f"privacy-{role}", **common, **kw).token

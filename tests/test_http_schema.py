@@ -82,7 +82,11 @@ def _open_world() -> dict[str, Any]:
     engine = FilingEngine.open(
         database_url=f"sqlite:///{folder / 'filings.db'}", settings=fast, clock=clock
     )
-    common = {"now": clock(), "person_secret": engine.settings.person_key}
+    common = {
+        "now": clock(),
+        "person_secret": engine.settings.person_key,
+        "codes": engine.settings.codes,
+    }
     admin = keys.issue(engine.store, role=Role.ADMINISTRATOR, label="schema-admin", **common)
     insured = keys.issue(
         engine.store, role=Role.INSURED, label="schema-insured", id_number=OWN, **common
@@ -218,6 +222,7 @@ class _Fresh:
             label="stateful-admin",
             now=engine.clock(),
             person_secret=engine.settings.person_key,
+            codes=engine.settings.codes,
         )
         engine.close()  # its last connection checkpoints the WAL into the file
         self.template, self.headers = template, {"Authorization": f"Bearer {admin.token}"}

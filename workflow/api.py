@@ -25,6 +25,7 @@ from states.filing import Filing
 from states.lifecycle import Application
 from states.periods import WorkCalendar
 from states.policy import Policy
+from states.reasons import INSURANCE_STOPPED
 from states.vocabulary import Document, Institution, InsuranceType, Kind
 from workflow import audit, outbox, sweep
 from workflow.calendar import build_calendar
@@ -188,18 +189,28 @@ class FilingEngine:
     def approve(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
         return self._fire(filing_id, "approve", actor, **kw)
 
-    def reject(self, filing_id: str, actor: Actor, *, reason: str, **kw: Any) -> Filing:
-        """Reject under review; `reason` is a code such as `missing_documents`."""
-        return self._fire(filing_id, "reject", actor, reason=reason, **kw)
+    def reject(
+        self, filing_id: str, actor: Actor, *, reason: str, note: str | None = None, **kw: Any
+    ) -> Filing:
+        """Reject under review; `reason` is a code of config.toml's `[reasons]` such as
+        `missing_documents`, `note` optional words (refused if they hold personal data)."""
+        return self._fire(filing_id, "reject", actor, reason=reason, note=note, **kw)
 
     def withdraw(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
         return self._fire(filing_id, "withdraw", actor, **kw)
 
     def cancel(
-        self, filing_id: str, actor: Actor, *, reason: str | None = None, **kw: Any
+        self,
+        filing_id: str,
+        actor: Actor,
+        *,
+        reason: str | None = None,
+        note: str | None = None,
+        **kw: Any,
     ) -> Filing:
-        """Cancel an effective filing, refused inside the lock (V2, V4)."""
-        return self._fire(filing_id, "cancel", actor, reason=reason, **kw)
+        """Cancel an effective filing, refused inside the lock (V2, V4); `reason` and `note`
+        as for `reject`."""
+        return self._fire(filing_id, "cancel", actor, reason=reason, note=note, **kw)
 
     def supply_documents(
         self, filing_id: str, actor: Actor, documents: Iterable[Document | str], **kw: Any
@@ -210,7 +221,7 @@ class FilingEngine:
 
     def stop_insurance(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
         """停保: the person's insurance stopped; the filing lapses."""
-        return self._fire(filing_id, "stop_insurance", actor, reason="insurance_stopped", **kw)
+        return self._fire(filing_id, "stop_insurance", actor, reason=INSURANCE_STOPPED, **kw)
 
     def expire(self, filing_id: str, actor: Actor, **kw: Any) -> Filing:
         """Expire a filing whose validity is over (normally fired by the scheduler)."""
@@ -261,16 +272,19 @@ class FilingEngine:
         insurance_type: InsuranceType | str,
         actor: Actor,
         *,
+        regions: tuple[str, ...] = (),
         request_id: str | None = None,
         correlation_id: str | None = None,
     ) -> list[Filing]:
         """停保: every open filing (draft, under review, effective) of the person under this
-        insurance type lapses, in one transaction. Returns the lapsed filings."""
+        insurance type lapses, in one transaction; with `regions`, only those insured in them
+        (an agency's). Returns the lapsed filings."""
         return self._service.stop_insurance_for_person(
             id_number,
             _enum(InsuranceType, insurance_type, "insurance_type"),
             actor,
             Request.new(request_id, correlation_id),
+            regions,
         )
 
     def _fire(
@@ -280,6 +294,7 @@ class FilingEngine:
         actor: Actor,
         *,
         reason: str | None = None,
+        note: str | None = None,
         supplied: frozenset[Document] = frozenset(),
         expected_version: int | None = None,
         request_id: str | None = None,
@@ -291,6 +306,7 @@ class FilingEngine:
             actor,
             Request.new(request_id, correlation_id),
             reason=reason,
+            note=note,
             supplied=supplied,
             expected_version=expected_version,
         )

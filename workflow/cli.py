@@ -343,6 +343,10 @@ def filings_transition(
     reason: Annotated[
         str | None, typer.Option("--reason", help="a reason code (reject, cancel)")
     ] = None,
+    note: Annotated[
+        str | None,
+        typer.Option("--note", help="words beside the reason code (never personal data)"),
+    ] = None,
     document: DocumentsOpt = None,
     expected_version: Annotated[
         int | None,
@@ -357,6 +361,8 @@ def filings_transition(
         raise typer.BadParameter(f"{event} takes no reason", param_hint="--reason")
     if event is TransitionEvent.REJECT and not reason:
         raise typer.BadParameter("a rejection needs a reason code", param_hint="--reason")
+    if note is not None and not reason:
+        raise typer.BadParameter("a note goes with a reason code", param_hint="--note")
     if document and event is not TransitionEvent.SUPPLY_DOCUMENTS:
         raise typer.BadParameter("only supply_documents takes documents", param_hint="--document")
     actor = _actor(actor_id, role, channel, organisation, on_behalf)
@@ -365,9 +371,9 @@ def filings_transition(
         if event is TransitionEvent.SUPPLY_DOCUMENTS:
             filing = engine.supply_documents(filing_id, actor, document or (), **kw)
         elif event is TransitionEvent.REJECT:
-            filing = engine.reject(filing_id, actor, reason=str(reason), **kw)
+            filing = engine.reject(filing_id, actor, reason=str(reason), note=note, **kw)
         elif event is TransitionEvent.CANCEL:
-            filing = engine.cancel(filing_id, actor, reason=reason, **kw)
+            filing = engine.cancel(filing_id, actor, reason=reason, note=note, **kw)
         else:  # the engine has one method per event, named as the event
             fire: Callable[..., Filing] = getattr(engine, event.value)
             filing = fire(filing_id, actor, **kw)

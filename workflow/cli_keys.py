@@ -47,6 +47,7 @@ def issue(
             label=label,
             now=engine.clock(),
             person_secret=engine.settings.person_key,
+            codes=engine.settings.codes,
             channel=channel,
             organisation=organisation,
             id_number=read_id_number(id_number) if id_number is not None else None,

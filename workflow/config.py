@@ -45,8 +45,10 @@ from pydantic.dataclasses import dataclass as schema
 from pydantic_core import ErrorDetails
 
 from states.bounds import DateBounds
+from states.codes import Codes, parse_codes
 from states.errors import PolicyConfigError
 from states.policy import Policy, parse_policies
+from states.reasons import Reason, parse_reasons
 
 DEV_PERSON_KEY = "development-only-person-key-do-not-use-in-production"
 
@@ -337,6 +339,8 @@ class Settings:
     log_level: str
     calendar_years: Mapping[int, CalendarYear]
     policies: Mapping[str, Policy]
+    reasons: Mapping[str, Reason]
+    codes: Codes
     person_key: bytes
     person_key_is_development_default: bool
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
@@ -391,7 +395,8 @@ def settings_from_mapping(
     (or the environment variable or option that set it)."""
     env = os.environ if environ is None else environ
     problems: list[tuple[str, str]] = [
-        (name, "unknown section") for name in sorted(set(raw) - {*SECTIONS, "policy"})
+        (name, "unknown section")
+        for name in sorted(set(raw) - {*SECTIONS, "policy", "reasons", "codes"})
     ]
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
@@ -412,6 +417,14 @@ def settings_from_mapping(
         policies = parse_policies(raw.get("policy", {}))
     except PolicyConfigError as exc:
         problems.extend(exc.problems)
+    try:
+        reasons = parse_reasons(raw.get("reasons", {}))
+    except PolicyConfigError as exc:
+        problems.extend(exc.problems)
+    try:
+        codes = parse_codes(raw.get("codes", {}))
+    except PolicyConfigError as exc:
+        problems.extend(exc.problems)
     if problems:
         raise PolicyConfigError.of(problems)
 
@@ -426,6 +439,8 @@ def settings_from_mapping(
         log_level=log.level,
         calendar_years={int(year): table for year, table in calendar.years.items()},
         policies=policies,
+        reasons=reasons,
+        codes=codes,
         person_key=(person_key or DEV_PERSON_KEY).encode(),
         person_key_is_development_default=not person_key,
         input=DateBounds(sections["input"].past_days, sections["input"].ahead_days),

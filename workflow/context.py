@@ -15,6 +15,7 @@ from states.denial import Denial
 from states.errors import ConcurrentUpdate, InvalidInput, Refused, TransitionRefused
 from states.lifecycle import Application
 from states.vocabulary import Channel, Role
+from workflow.identity import mask_personal_data
 
 
 def new_id(now: datetime, prefix: str = "") -> str:
@@ -24,6 +25,15 @@ def new_id(now: datetime, prefix: str = "") -> str:
 
 
 _ID_LIMIT = 64  # actor ids, organisations, request and correlation ids (column widths)
+
+
+def new_request_id() -> str:
+    """32 random hex digits, drawn again in the rare case they read like an ID number (a run
+    of eighteen digits with a valid check digit and birth date), which no id may hold."""
+    while True:
+        rid = secrets.token_hex(16)
+        if mask_personal_data(rid) == rid:
+            return rid
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ class Request:
         correlation_id: str | None = None,
         seal: Seal | None = None,
     ) -> Request:
-        rid = request_id or secrets.token_hex(16)
+        rid = request_id or new_request_id()
         return cls(rid, correlation_id or rid, seal)
 
 
@@ -93,6 +103,11 @@ def _check_request(actor: Actor, request: Request) -> None:
     ):
         if len(value) > _ID_LIMIT:
             raise InvalidInput(field, None, f"at most {_ID_LIMIT} characters")
+        # Identifiers go into the audit trail, which is never erased (an organisation's code
+        # may read like a mobile number: H13… is a Hebei hospital's). Malformed, not refused
+        # by a rule: the attempt is not recorded, or the record would carry the number.
+        if mask_personal_data(value, mobiles=field != "actor.organisation") != value:
+            raise InvalidInput(field, None, "holds what looks like an ID or mobile number")
     if not actor.id:
         raise InvalidInput("actor.id", None, "every transition names who made it")
 

@@ -20,7 +20,6 @@ import csv
 import hashlib
 import io
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -29,7 +28,7 @@ from typing import IO, Any
 
 from states.regions import prefix_of
 from workflow.audit import GENESIS_HASH, HASHED_FIELDS, Checkpoint, canonical_inputs, record_hash
-from workflow.identity import mask
+from workflow.identity import mask_personal_data
 from workflow.store import Store
 
 FORMATS = ("jsonl", "csv")
@@ -53,32 +52,18 @@ CSV_COLUMNS: tuple[str, ...] = (*COLUMNS, "nulls")
 Progress = Callable[[int], None]
 """Told how far an export (the last seq read) or a verification (records read) has got."""
 
-# An ID number or a mobile number standing alone, not a run of digits inside a longer token
-# (a 64-hex-digit hash or a hex id can hold 18 digits in a row and must stay as it is).
-_EDGE_BEFORE = r"(?<![0-9A-Za-z\d])"
-_EDGE_AFTER = r"(?![0-9A-Za-z\d])"
-_ID_NUMBER = re.compile(_EDGE_BEFORE + r"\d{17}[\dXx]" + _EDGE_AFTER)
-_MOBILE = re.compile(_EDGE_BEFORE + r"(?:\+?86)?1[3-9]\d{9}" + _EDGE_AFTER)
-
-
-def mask_text(text: str) -> str:
-    """Mask every resident ID number (keep 4 + 4: `3502**********123X`) and mainland mobile
-    number (keep 3 + 4, as they are shown in China: `138****8000`) found in `text`."""
-    text = _ID_NUMBER.sub(lambda m: mask(m.group()), text)
-    return _MOBILE.sub(lambda m: mask(m.group(), keep_start=len(m.group()) - 8), text)
-
 
 def _mask_value(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_text(value)
+        return mask_personal_data(value)
     if isinstance(value, bool):
         return value
     if isinstance(value, int):  # an ID number or a phone number written as a number
         text = str(value)
-        masked = mask_text(text)
+        masked = mask_personal_data(text)
         return value if masked == text else masked
     if isinstance(value, Mapping):
-        return {mask_text(str(k)): _mask_value(v) for k, v in value.items()}
+        return {mask_personal_data(str(k)): _mask_value(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_mask_value(v) for v in value]
     return value

@@ -242,7 +242,11 @@ class HospitalSide:
             now = self._now()
             policy = policy_for(visit.insured_region, self.settings.policies)
             check_visit(
-                visit, local_date(now), region_exists=region_exists, bounds=self.settings.input
+                visit,
+                local_date(now),
+                region_exists=region_exists,
+                bounds=self.settings.input,
+                hospital_code=self.settings.codes.hospital,
             )
             self._pin(tx, policy.region, policy)
             adm = Admission(

@@ -94,3 +94,87 @@ def region_exists(code: str) -> bool:
     insured or treatment region must be one in use today)."""
     names = _county_names(code)
     return bool(names) and not _ENDED.match(names[-1])
+
+
+# -- personal data in text --------------------------------------------------------------------
+# One place says what looks like personal data in text. Text a person writes (a note) is
+# refused when it holds any of it (`personal_data_in`); text a machine writes (ids, audit
+# records) is masked by the export's guard (`mask_personal_data`), and an identifier that guard
+# would change (a request id, an actor id) is not taken up.
+
+# A letter no hexadecimal number holds (g-z) ends a number as a space does: an ID number after
+# one ("r350203…") stands alone, while a run of digits inside a hash or a hex id does not.
+_ALONE_BEFORE = r"(?<![0-9A-Fa-f])"
+_ALONE_AFTER = r"(?![0-9A-Fa-f])"
+_ID_ALONE = re.compile(_ALONE_BEFORE + r"(?:\d{17}[\dXx]|\d{15})" + _ALONE_AFTER)
+_MOBILE_ALONE = re.compile(_ALONE_BEFORE + r"(?:\+?86)?1[3-9]\d{9}" + _ALONE_AFTER)
+# An ID number inside a longer run of digits or hex counts when it is one: its check digit
+# and birth date are valid (a random run of 18 digits is, about once in 20 000).
+_LONG_RUN = re.compile(r"\d{17,}[Xx]?")
+# What a person writes: digits in groups of three or more, each joined by one space or dash
+# ("138 0013 8000", "6222-0212-3456-7890"), letters around them or not ("r350203…").
+_DIGIT_GROUPS = re.compile(r"\d{3,}(?:[ -]\d{3,})*[Xx]?")
+_MOBILE = re.compile(r"(?:86)?1[3-9]\d{9}")
+_CARD_DIGITS = 12  # bank and social security card numbers have 12 to 19 digits
+
+
+def _is_id_number(text: str) -> bool:
+    """Whether 18 characters are a resident ID number by check digit and birth date (the
+    region code is not asked: a guard must not miss a number whose code has since changed)."""
+    if len(text) != 18 or not text[:17].isdigit():
+        return False
+    if ric.calc_check_digit(text) != text[17].upper():
+        return False
+    try:
+        return EARLIEST_BIRTH_DATE.year <= ric.get_birth_date(text).year < 2100
+    except ValidationError:
+        return False
+
+
+def personal_data_in(text: str) -> str | None:
+    """What `text` holds that is shaped like personal data: "an ID number" (18 or 15 digits),
+    "a mobile number" or "a card number" (12 digits or more), or None. For text a person
+    writes, where a number that long has no business."""
+    found: set[str] = set()
+    for m in _DIGIT_GROUPS.finditer(text):
+        digits = re.sub(r"[ -]", "", m.group())
+        core = digits.rstrip("Xx")
+        if len(core) in (15, 18) or (len(core) == 17 and core != digits):
+            found.add("an ID number")
+        elif _MOBILE.fullmatch(core):
+            found.add("a mobile number")
+        elif len(core) >= _CARD_DIGITS:
+            found.add("a card number")
+    return next(
+        (k for k in ("an ID number", "a mobile number", "a card number") if k in found), None
+    )
+
+
+def mask_personal_data(text: str, *, mobiles: bool = True) -> str:
+    """`text` with every resident ID number masked (keep 4 + 4: `3502**********123X`) and every
+    mainland mobile number (keep 3 + 4, as they are shown in China: `138****8000`), standing
+    alone or after a letter (`r350203…`). A run of digits inside a hash or a hex id is left as
+    it is, unless it holds a valid ID number. (Card numbers are not looked for here: a key's id
+    is twelve hex digits, sometimes all of them digits.) Without `mobiles`, ID numbers only:
+    for codes such as a hospital's, whose digits can read like a mobile number (H13…)."""
+    spans: list[tuple[int, int, str]] = []  # (start, end, masked), the first found wins
+
+    def add(start: int, number: str, keep_start: int = 4) -> None:
+        end = start + len(number)
+        if all(end <= s or e <= start for s, e, _ in spans):
+            spans.append((start, end, mask(number, keep_start=keep_start)))
+
+    for m in _LONG_RUN.finditer(text):
+        run = m.group()
+        for i in range(len(run) - 17):
+            if _is_id_number(run[i : i + 18]):
+                add(m.start() + i, run[i : i + 18])
+    for m in _ID_ALONE.finditer(text):
+        add(m.start(), m.group())
+    for m in _MOBILE_ALONE.finditer(text) if mobiles else ():
+        add(m.start(), m.group(), keep_start=len(m.group()) - 8)  # 3 of 11 digits, and +86
+    out, at = [], 0
+    for start, end, masked in sorted(spans):
+        out += [text[at:start], masked]
+        at = end
+    return "".join(out) + text[at:]

@@ -21,12 +21,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from states.codes import Codes
 from states.errors import FilingError, InvalidInput
 from states.periods import local_date
 from states.regions import contains
 from states.vocabulary import Channel, Role
 from workflow.context import Actor
-from workflow.identity import mask, normalise_id_number, person_key, region_exists
+from workflow.identity import (
+    mask,
+    normalise_id_number,
+    person_key,
+    personal_data_in,
+    region_exists,
+)
 from workflow.store import Row, Store, insert_sql
 from workflow.tables import api_key_t
 
@@ -91,6 +98,7 @@ def issue(
     label: str,
     now: datetime,
     person_secret: bytes,
+    codes: Codes,
     channel: Channel | str | None = None,
     organisation: str | None = None,
     id_number: str | None = None,
@@ -100,7 +108,8 @@ def issue(
 ) -> IssuedKey:
     """Make a key. Each role must say what it is scoped to (A5): an insured key its person, a
     hospital key its organisation, an officer key its organisation and regions, an auditor key
-    its regions; `all_regions` gives an officer or auditor every region, on purpose."""
+    its regions; `all_regions` gives an officer or auditor every region, on purpose. An
+    organisation matches its pattern in `codes` (a hospital's is its hospital code, A4, A5)."""
     try:
         role = Role(role)
     except ValueError:
@@ -118,8 +127,12 @@ def issue(
         raise InvalidInput("channel", "L7", "the engine's own channel is never given to a key")
     if not label or len(label) > 64:
         raise InvalidInput("label", "A5", "1 to 64 characters naming the holder")
-    if organisation is not None and not 0 < len(organisation) <= 64:
-        raise InvalidInput("organisation", "A5", "1 to 64 characters")
+    kind = personal_data_in(label)
+    if kind is not None:
+        raise InvalidInput("label", "A5", f"holds what looks like {kind}: name the holder")
+    if organisation is not None:
+        pattern = codes.hospital if role is Role.HOSPITAL else codes.organisation
+        pattern.check("organisation", organisation, "A5")
     p_key = p_masked = None
     if role is Role.INSURED:
         if id_number is None:

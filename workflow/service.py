@@ -25,7 +25,7 @@ from states.errors import (
     Refused,
 )
 from states.filing import Filing
-from states.guards import REASON_CODE, Attempt, validity_ended
+from states.guards import Attempt, validity_ended
 from states.lifecycle import (
     Application,
     apply_effects,
@@ -34,8 +34,9 @@ from states.lifecycle import (
 )
 from states.periods import WorkCalendar, end_of_local_day, local_date
 from states.policy import NATIONAL, Policy, policy_for, policy_from_document
-from states.regions import area_of
-from states.table import TRANSITIONS, WRONG_STATE_RULE, Transition
+from states.reasons import INSURANCE_STOPPED, Reason, check_reason, reason_rule
+from states.regions import area_of, contains
+from states.table import TRANSITIONS, Transition
 from states.vocabulary import (
     FINAL_STATES,
     Category,
@@ -62,7 +63,13 @@ from workflow.context import (
 )
 from workflow.context import Request as Request
 from workflow.hospital import EXPIRY_REMINDER, HospitalSide
-from workflow.identity import mask, normalise_id_number, person_key, region_exists
+from workflow.identity import (
+    mask,
+    normalise_id_number,
+    person_key,
+    personal_data_in,
+    region_exists,
+)
 from workflow.machine import FilingMachine
 from workflow.store import Store, Tx, insert_sql
 from workflow.tables import (
@@ -97,7 +104,8 @@ _INSERT_POLICY = insert_sql(policy_t)
 # Only what a transition can change: SQLite rewrites every index whose columns are SET.
 _MUTABLE = (
     "version", "state", "documents", "effective_on", "valid_until", "lock_until",
-    "entitlement_pending", "reason", "updated_at", "hospital_reviewed", "continues_deductible",
+    "entitlement_pending", "reason", "note", "updated_at", "hospital_reviewed",
+    "continues_deductible",
 )  # fmt: skip
 _UPDATE_FILING = (
     "UPDATE filing_record SET "
@@ -261,6 +269,7 @@ class FilingService(HospitalSide):
         request: Request,
         *,
         reason: str | None = None,
+        note: str | None = None,
         supplied: frozenset[Document] = frozenset(),
         expected_version: int | None = None,
     ) -> Filing:
@@ -272,10 +281,10 @@ class FilingService(HospitalSide):
         def work(tx: Tx, journal: list[dict[str, Any]]) -> Filing | _Refused:
             filing, policy = self._load(tx, filing_id)
             _check_version(filing, expected_version, event)
-            _check_reason(event, reason)
+            _check_reason(self.settings.reasons, event, reason, note)
             state = filing.state
             denial = self._fire_in(
-                tx, filing, policy, event, actor, request, journal, reason, supplied
+                tx, filing, policy, event, actor, request, journal, reason, supplied, note
             )
             if denial is not None:
                 return _Refused(_refusal(filing_id, event, state, denial))
@@ -365,10 +374,16 @@ class FilingService(HospitalSide):
         return _Refused(_refusal(old.id, "change", old.state, denial))
 
     def stop_insurance_for_person(
-        self, id_number: str, insurance_type: InsuranceType, actor: Actor, request: Request
+        self,
+        id_number: str,
+        insurance_type: InsuranceType,
+        actor: Actor,
+        request: Request,
+        regions: tuple[str, ...] = (),
     ) -> list[Filing]:
         """停保: the person's insurance of this type stopped; every open filing of theirs under
-        it lapses (drafts and filings under review included), in one transaction."""
+        it lapses (drafts and filings under review included), in one transaction. With
+        `regions`, only the filings insured in them: an agency stops what it serves."""
         _check_request(actor, request)
         attempt = Attempted(
             "stop_insurance", None, (None, None),
@@ -380,6 +395,8 @@ class FilingService(HospitalSide):
                 normalise_id_number(id_number, local_date(self._now())), self.settings.person_key
             )
             rows = tx.all(_OPEN_FILINGS_OF_PERSON, {"k": key, "t": insurance_type.value})
+            if regions:
+                rows = [r for r in rows if any(contains(a, r["insured_region"]) for a in regions)]
             lapsed = []
             for row in rows:
                 filing = _filing_from_row(row)
@@ -393,7 +410,7 @@ class FilingService(HospitalSide):
                     actor,
                     request,
                     journal,
-                    "insurance_stopped",
+                    INSURANCE_STOPPED,
                 )
                 if denial is not None:
                     return _Refused(_refusal(filing.id, "stop_insurance", state, denial))
@@ -520,6 +537,7 @@ class FilingService(HospitalSide):
         journal: list[dict[str, Any]],
         reason: str | None,
         supplied: frozenset[Document],
+        note: str | None = None,
     ) -> tuple[Attempt, Denial | None, Transition | None]:
         """Whether the rules allow `event` now, and by which row; changes nothing."""
         now = self._now()
@@ -530,7 +548,7 @@ class FilingService(HospitalSide):
         admission = self._load_admission(tx, filing.admission_id) if filing.admission_id else None
         attempt = Attempt(
             filing, policy, event, now, local_date(now), reason, supplied, other_effective,
-            admission=admission, calendar=self.calendar, actor_id=actor.id,
+            admission=admission, calendar=self.calendar, actor_id=actor.id, note=note,
         )  # fmt: skip
         fired = self.machine.fire(event, attempt, actor.role)
         return attempt, fired.denial, fired.row
@@ -546,11 +564,12 @@ class FilingService(HospitalSide):
         journal: list[dict[str, Any]],
         reason: str | None = None,
         supplied: frozenset[Document] = frozenset(),
+        note: str | None = None,
     ) -> Denial | None:
         """Guards, state change, version bump, deadlines and audit, inside `tx`. A refusal is
         recorded (in `tx`) and returned; nothing else changes."""
         attempt, denial, row = self._decide(
-            tx, filing, policy, event, actor, request, journal, reason, supplied
+            tx, filing, policy, event, actor, request, journal, reason, supplied, note
         )
         if denial is None and row is not None:
             entering = row.dest is FilingState.EFFECTIVE and row.source is not FilingState.EFFECTIVE
@@ -908,6 +927,7 @@ class FilingService(HospitalSide):
             "entitlement_pending": filing.entitlement_pending,
             "supersedes": filing.supersedes,
             "reason": filing.reason,
+            "note": filing.note,
             "exclusive_key": _exclusive_key(filing, policy),
             "created_at": filing.created_at,
             "updated_at": filing.updated_at,
@@ -1007,13 +1027,32 @@ class _ChangeRefused(Exception):
         self.denial = denial
 
 
-def _check_reason(event: str, reason: str | None) -> None:
-    """Reasons are codes: free text could carry personal data into the append-only trail."""
-    if reason is not None and not REASON_CODE.match(reason):
+NOTE_LIMIT = 200  # characters (the column's width)
+
+
+def _check_reason(
+    reasons: Mapping[str, Reason], event: str, reason: str | None, note: str | None
+) -> None:
+    """Reasons are codes of the vocabulary: free text could carry personal data into the
+    append-only trail. A note beside one is refused, before anything is written, when it holds
+    anything shaped like an ID, mobile or card number; the error never echoes it."""
+    check_reason(reasons, event, reason)
+    if note is None:
+        return
+    rule = reason_rule(event)
+    if reason is None:
+        raise InvalidInput("note", rule, "a note goes with a reason code")
+    if not isinstance(note, str) or not note.strip() or len(note) > NOTE_LIMIT:
+        raise InvalidInput("note", rule, f"1 to {NOTE_LIMIT} characters of text")
+    if not note.isprintable():
+        raise InvalidInput("note", rule, "must not hold control characters")
+    kind = personal_data_in(note)
+    if kind is not None:
         raise InvalidInput(
-            "reason",
-            WRONG_STATE_RULE.get(event, "L1"),
-            "must be a reason code: lower case letters, digits and _, at most 40 (e.g. moved_home)",
+            "note",
+            rule,
+            f"holds what looks like {kind}: a note must never carry personal data, which would "
+            "stay in the append-only audit trail",
         )
 
 
@@ -1042,6 +1081,8 @@ def _judged(filing: Filing, row: Transition, attempt: Attempt) -> dict[str, Any]
         inputs.update(valid_until=str(filing.valid_until))
     if row.event == "supply_documents":
         inputs.update(supplied=sorted(attempt.supplied))
+    if attempt.note is not None:
+        inputs.update(note=attempt.note)
     return inputs
 
 
@@ -1075,6 +1116,7 @@ def _filing_from_row(r: Mapping[str, Any]) -> Filing:
         entitlement_pending=r["entitlement_pending"],
         supersedes=r["supersedes"],
         reason=r["reason"],
+        note=r["note"],
         admission_id=r["admission_id"],
         deemed=r["deemed"],
         hospital_reviewed=r["hospital_reviewed"],

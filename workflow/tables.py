@@ -86,6 +86,8 @@ class FilingRecord(SQLModel, table=True):
     # L6 slot (migration 0004): set when the filing takes effect and released only when the
     # next filing of its scope takes effect, so an expiry never rewrites the unique index.
     holds_scope: bool = False
+    # The words given with a reason code (migration 0006), checked for personal data first.
+    note: str | None = Field(default=None, max_length=200)
 
 
 class AdmissionRecord(SQLModel, table=True):

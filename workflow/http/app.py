@@ -29,17 +29,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from states.admissions import ADMISSION_EVENTS, ADMITTERS, CLAIMANTS
 from states.errors import FilingError
 from states.table import EVENT_ROLES as ROLES
-from states.table import TRANSITIONS
 from states.vocabulary import FilingState, Kind, Role
 from workflow import export, keys
 from workflow.api import FilingEngine
-from workflow.export import mask_text
 from workflow.http import models as m
 from workflow.http.capacity import InFlightLimit, rate_limit_storage
 from workflow.http.support import (
     ApiProblem,
     Edge,
     Idempotency,
+    OneAtATime,
     RateLimit,
     Route,
     Seal,
@@ -55,6 +54,7 @@ from workflow.http.support import (
     scope_sql,
     sees_admission,
 )
+from workflow.identity import mask_personal_data
 from workflow.keys import Principal
 from workflow.service import _filing_from_row
 
@@ -64,7 +64,8 @@ _AUDIT = frozenset({Role.AUDITOR, Role.ADMINISTRATOR})
 _AGENCY = frozenset({Role.OFFICER, Role.ADMINISTRATOR})
 _ADMIN = frozenset({Role.ADMINISTRATOR})
 _CREATORS = frozenset({Role.INSURED, Role.HOSPITAL, Role.OFFICER, Role.ADMINISTRATOR})
-_STOPPABLE = frozenset(t.source for t in TRANSITIONS if t.event == "stop_insurance")
+# One walk of the whole audit chain at a time in this process: each reads every record.
+WHOLE_CHAIN = OneAtATime()
 
 IfMatch = Annotated[
     str | None,
@@ -95,6 +96,33 @@ def _caller(request: Request) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(_caller)]
+
+
+@dataclass(frozen=True)
+class Allow:
+    """A route's role check (A2), declared on the route and run as its first dependency: after
+    the key is authenticated (A1), before FastAPI validates the path, query, headers or body,
+    so a caller who may not call the route learns nothing from a 422."""
+
+    roles: frozenset[Role]
+
+    def __call__(self, request: Request, p: Caller) -> None:
+        api: Api = request.app.state.api
+        api.allow(p, self.roles, route_of(request))
+        request.state.allowed = True
+
+
+def allow(roles: Iterable[Role]) -> list[Any]:
+    """`dependencies=` of a route that `roles` may call."""
+    return [Depends(Allow(frozenset(roles)))]
+
+
+def allowed_roles(route: object) -> frozenset[Role] | None:
+    """The roles a route admits (None: a route that needs no key, such as /health)."""
+    for dependency in getattr(route, "dependencies", ()):
+        if isinstance(dependency.dependency, Allow):
+            return dependency.dependency.roles
+    return None
 
 
 # Operations that take If-Match: their links pass the response's ETag along with the id.
@@ -170,6 +198,7 @@ class Api:
             )
         request.state.key_id = principal.key_id
         self.limiter.check(f"key:{principal.key_id}")
+        request.state.principal = principal
         return principal
 
     def allow(self, p: Principal, roles: Iterable[Role], route: Route) -> None:
@@ -177,6 +206,15 @@ class Api:
             reason = f"the {p.role.value} role may not call {route}"
             deny(self.engine, p, route, 403, reason, rule_id="A2")
             raise ApiProblem(403, "forbidden", reason, rule_id="A2")
+
+    def gate(self, request: Request) -> None:
+        """What a route checks before its input, for input FastAPI refused before the route's
+        dependencies ran (a body that is not JSON): the key (A1), then the role (A2)."""
+        roles = allowed_roles(request.scope.get("route"))
+        if roles is None or getattr(request.state, "allowed", False):
+            return
+        principal = getattr(request.state, "principal", None) or self.caller(request)
+        self.allow(principal, roles, route_of(request))
 
     def _not_visible(self, p: Principal, route: Route, subject_id: str, exists: bool) -> None:
         deny(
@@ -260,6 +298,13 @@ class Api:
             reason = "an insured key acts only for the person it was issued for"
             deny(self.engine, p, route, 403, reason, rule_id="A3")
             raise ApiProblem(403, "forbidden", reason, rule_id="A3")
+
+    def own_hospital(self, p: Principal, hospital_code: str, route: Route) -> None:
+        """A4: a hospital's key records admissions of its own hospital code only."""
+        if p.role is Role.HOSPITAL and hospital_code != p.organisation:
+            reason = "a hospital records admissions of its own hospital code only"
+            deny(self.engine, p, route, 403, reason, rule_id="A4")
+            raise ApiProblem(403, "forbidden", reason, rule_id="A4")
 
     def region(self, p: Principal, region: str, route: Route) -> None:
         if p.role in (Role.OFFICER, Role.AUDITOR) and not p.covers_region(region):
@@ -348,13 +393,13 @@ def create_app(
         operation_id="createFiling",
         tags=["filings"],
         responses={201: {"description": "the draft", "links": _FILING_LINKS}},
+        dependencies=allow(_CREATORS),
     )
     def create_filing(
         body: m.FilingIn, request: Request, p: Caller, idempotency_key: IdemKey = None
     ) -> Response:
         """Draft a filing (submit it next). With `admission_id`, a retro filing (E2)."""
         route = route_of(request)
-        api.allow(p, _CREATORS, route)
 
         def work(seal: Seal | None) -> Response:
             api.same_person(p, body.id_number, route)
@@ -378,7 +423,13 @@ def create_app(
 
         return api.idempotency.run(p, idempotency_key, route, body.model_dump(mode="json"), work)
 
-    @app.get("/filings", response_model=m.FilingPage, operation_id="listFilings", tags=["filings"])
+    @app.get(
+        "/filings",
+        response_model=m.FilingPage,
+        operation_id="listFilings",
+        tags=["filings"],
+        dependencies=allow(_READERS),
+    )
     def list_filings(
         p: Caller,
         state: FilingState | None = None,
@@ -418,12 +469,12 @@ def create_app(
         response_model=list[m.FilingOut],
         operation_id="searchFilingsOfPerson",
         tags=["filings"],
+        dependencies=allow(_ALL - {Role.HOSPITAL}),
     )
     def search_person(body: m.PersonIn, request: Request, p: Caller) -> Response:
         """Every filing of a person (L3), or the effective ones (有效备案记录). The ID number
         travels in the body, never in a URL."""
         route = route_of(request)
-        api.allow(p, _ALL - {Role.HOSPITAL}, route)
         api.same_person(p, body.id_number, route)
         found = (
             engine.effective_filings(body.id_number)
@@ -440,9 +491,9 @@ def create_app(
         operation_id="getFiling",
         tags=["filings"],
         responses={200: {"description": "the filing; ETag is its version"}},
+        dependencies=allow(_READERS),
     )
     def get_filing(filing_id: str, request: Request, p: Caller) -> Response:
-        api.allow(p, _READERS, route_of(request))
         row = api.filing_row(p, filing_id, route_of(request))
         return _out(m.FilingOut, _filing_from_row(row))
 
@@ -459,7 +510,6 @@ def create_app(
             filing_id: str, request: Request, p: Caller, if_match: IfMatch = None, **kw: Any
         ) -> Response:
             route = route_of(request)
-            api.allow(p, roles, route)
             api.filing_row(p, filing_id, route)
             version = expected_version(if_match)
             extra = kw["body"].model_dump() if kw.get("body") is not None else {}
@@ -480,6 +530,7 @@ def create_app(
                     "links": _FILING_LINKS,
                 }
             },
+            dependencies=allow(roles),
         )(endpoint)
 
     transition("submit", "submitFiling", "Submit a draft: under review, or effective (L1).")
@@ -503,6 +554,7 @@ def create_app(
         response_model=m.ChangeOut,
         operation_id="changeFiling",
         tags=["filings"],
+        dependencies=allow(ROLES["change"] & _ALL),
     )
     def change_filing(
         filing_id: str,
@@ -514,7 +566,6 @@ def create_app(
     ) -> Response:
         """L5: file a replacement; the old filing is cancelled when the new one takes effect."""
         route = route_of(request)
-        api.allow(p, ROLES["change"] & _ALL, route)
         api.filing_row(p, filing_id, route)
         version = expected_version(if_match)
 
@@ -551,25 +602,14 @@ def create_app(
         response_model=list[m.FilingOut],
         operation_id="stopInsuranceForPerson",
         tags=["filings"],
+        dependencies=allow(ROLES["stop_insurance"] & _ALL),
     )
     def stop_person(body: m.StopInsuranceIn, request: Request, p: Caller) -> Response:
-        """停保: every open filing of the person under the insurance type lapses (L2)."""
-        route = route_of(request)
-        api.allow(p, ROLES["stop_insurance"] & _ALL, route)
-        # What would lapse must all be the key's to stop; filings it would not touch (another
-        # insurance type, a final state) are nobody's business here.
-        touched = [
-            f
-            for f in engine.list_for_person(body.id_number)
-            if f.insurance_type is body.insurance_type and f.state in _STOPPABLE
-        ]
-        hidden = {f.id for f in touched} - api.visible(p, (f.id for f in touched))
-        if hidden:
-            reason = "the person has filings insured outside this key's regions"
-            deny(engine, p, route, 403, reason, rule_id="A3")
-            raise ApiProblem(403, "forbidden", reason, rule_id="A3")
+        """停保: every open filing of the person under the insurance type lapses (L2), of those
+        insured in the key's regions (A3). The answer is the same whether or not the person
+        has filings elsewhere: it says nothing of what the key may not see."""
         lapsed = engine.stop_insurance_for_person(
-            body.id_number, body.insurance_type, p.actor, **api.ids()
+            body.id_number, body.insurance_type, p.actor, regions=p.regions, **api.ids()
         )
         return JSONResponse(
             [m.FilingOut.model_validate(m.plain(f)).model_dump(mode="json") for f in lapsed]
@@ -580,13 +620,13 @@ def create_app(
         response_model=m.AuditPage,
         operation_id="getFilingHistory",
         tags=["audit"],
+        dependencies=allow(_READERS),
     )
     def filing_history(
         filing_id: str, request: Request, p: Caller, cursor: Cursor = None, limit: Limit = None
     ) -> Response:
         """Every attempt on the filing, applied or denied, with its rule (oldest first)."""
         route = route_of(request)
-        api.allow(p, _READERS, route)
         api.filing_row(p, filing_id, route)
         return _audit_page(engine, export.Filters(filing_id=filing_id),
                            decode_cursor(cursor, int), page_size(limit))  # fmt: skip
@@ -596,10 +636,10 @@ def create_app(
         response_model=list[m.DeadlineOut],
         operation_id="getFilingDeadlines",
         tags=["filings"],
+        dependencies=allow(_READERS),
     )
     def filing_deadlines(filing_id: str, request: Request, p: Caller) -> Response:
         route = route_of(request)
-        api.allow(p, _READERS, route)
         api.filing_row(p, filing_id, route)
         return JSONResponse(
             [
@@ -608,11 +648,15 @@ def create_app(
             ]
         )
 
-    @app.get("/filings/{filing_id}/policy", operation_id="getFilingPolicy", tags=["filings"])
+    @app.get(
+        "/filings/{filing_id}/policy",
+        operation_id="getFilingPolicy",
+        tags=["filings"],
+        dependencies=allow(_READERS),
+    )
     def filing_policy(filing_id: str, request: Request, p: Caller) -> dict[str, Any]:
         """The policy version the filing is pinned to, every value with its rule id."""
         route = route_of(request)
-        api.allow(p, _READERS, route)
         api.filing_row(p, filing_id, route)
         pol = engine.policy(filing_id)
         return {"region": pol.region, "version": pol.version, "values": pol.to_document()}
@@ -626,6 +670,7 @@ def create_app(
         operation_id="admit",
         tags=["hospital"],
         responses={201: {"description": "the admission", "links": _ADMISSION_LINKS}},
+        dependencies=allow(ADMITTERS & _ALL),
     )
     def admit(
         body: m.AdmissionIn, request: Request, p: Caller, idempotency_key: IdemKey = None
@@ -633,9 +678,9 @@ def create_app(
         """Record an admission (or visit, or pharmacy purchase); an emergency without a
         covering filing is deemed filed (E1)."""
         route = route_of(request)
-        api.allow(p, ADMITTERS & _ALL, route)
 
         def work(seal: Seal | None) -> Response:
+            api.own_hospital(p, body.hospital_code, route)
             api.region(p, body.insured_region, route)
             return _sealed(
                 seal,
@@ -652,10 +697,10 @@ def create_app(
         response_model=m.AdmissionOut,
         operation_id="getAdmission",
         tags=["hospital"],
+        dependencies=allow(_READERS),
     )
     def get_admission(admission_id: str, request: Request, p: Caller) -> Response:
         route = route_of(request)
-        api.allow(p, _READERS, route)
         api.admission_row(p, admission_id, route)
         return _out(m.AdmissionOut, engine.get_admission(admission_id))
 
@@ -664,6 +709,7 @@ def create_app(
         response_model=m.DischargeOut,
         operation_id="dischargeAdmission",
         tags=["hospital"],
+        dependencies=allow(ADMISSION_EVENTS["discharge"].roles & _ALL),
     )
     def discharge(
         admission_id: str,
@@ -674,7 +720,6 @@ def create_app(
     ) -> Response:
         """出院结算: settle directly or route to manual reimbursement with a claim (P5, P6)."""
         route = route_of(request)
-        api.allow(p, ADMISSION_EVENTS["discharge"].roles & _ALL, route)
         api.admission_row(p, admission_id, route)
         version = expected_version(if_match)
         adm, cov = engine.discharge(
@@ -700,7 +745,6 @@ def create_app(
             **kw: Any,
         ) -> Response:
             route = route_of(request)
-            api.allow(p, ADMISSION_EVENTS[event].roles & _ALL, route)
             api.admission_row(p, admission_id, route)
             version = expected_version(if_match)
             method: Callable[..., Any] = getattr(engine, event)
@@ -715,6 +759,7 @@ def create_app(
             response_model=m.AdmissionOut,
             operation_id=op,
             tags=["hospital"],
+            dependencies=allow(ADMISSION_EVENTS[event].roles & _ALL),
         )(endpoint)
 
     extension("request_extension", "requestExtension", "E6: ask to extend a stay.", True)
@@ -726,13 +771,13 @@ def create_app(
         response_model=m.CoverageOut,
         operation_id="getCoverage",
         tags=["hospital"],
+        dependencies=allow(_READERS - {Role.AUDITOR}),
     )
     def coverage(
         admission_id: str, request: Request, p: Caller, day: m.IsoDate | None = None
     ) -> Response:
         """The coverage decision for a day of the stay, each part with its rule (recorded)."""
         route = route_of(request)
-        api.allow(p, _READERS - {Role.AUDITOR}, route)
         api.admission_row(p, admission_id, route)
         cov = engine.coverage(admission_id, p.actor, day=day, **api.ids())
         return JSONResponse(m.CoverageOut.model_validate(_coverage(cov)).model_dump(mode="json"))
@@ -742,6 +787,7 @@ def create_app(
         response_model=m.AuditPage,
         operation_id="getAdmissionHistory",
         tags=["audit"],
+        dependencies=allow(_READERS),
     )
     def admission_history(
         admission_id: str,
@@ -751,17 +797,19 @@ def create_app(
         limit: Limit = None,
     ) -> Response:
         route = route_of(request)
-        api.allow(p, _READERS, route)
         api.admission_row(p, admission_id, route)
         return _audit_page(engine, export.Filters(filing_id=admission_id),
                            decode_cursor(cursor, int), page_size(limit))  # fmt: skip
 
     @app.get(
-        "/claims/{claim_id}", response_model=m.ClaimOut, operation_id="getClaim", tags=["hospital"]
+        "/claims/{claim_id}",
+        response_model=m.ClaimOut,
+        operation_id="getClaim",
+        tags=["hospital"],
+        dependencies=allow(_READERS),
     )
     def get_claim(claim_id: str, request: Request, p: Caller) -> Response:
         route = route_of(request)
-        api.allow(p, _READERS, route)
         api.claim_admission(p, claim_id, route)
         return _out(m.ClaimOut, engine.get_claim(claim_id))
 
@@ -770,6 +818,7 @@ def create_app(
         response_model=m.ClaimOut,
         operation_id="fileClaim",
         tags=["hospital"],
+        dependencies=allow(CLAIMANTS & _ALL),
     )
     def file_claim(
         claim_id: str,
@@ -780,7 +829,6 @@ def create_app(
     ) -> Response:
         """P5, P6: file a manual reimbursement claim with its documents before its deadline."""
         route = route_of(request)
-        api.allow(p, CLAIMANTS & _ALL, route)
         api.claim_admission(p, claim_id, route)
         version = expected_version(if_match)
         claim = engine.file_claim(
@@ -790,47 +838,67 @@ def create_app(
 
     # -- deadlines (operators) ----------------------------------------------------------------
 
-    @app.post("/deadlines/fire", operation_id="fireDeadline", tags=["operations"])
+    @app.post(
+        "/deadlines/fire",
+        operation_id="fireDeadline",
+        tags=["operations"],
+        dependencies=allow(_ADMIN),
+    )
     def fire_deadline(body: m.FireIn, request: Request, p: Caller) -> dict[str, Any]:
         """Apply one due deadline row now (the scheduler does this for every due row)."""
-        api.allow(p, _ADMIN, route_of(request))
         result = engine.fire_deadline(
             body.subject_id, body.kind, body.due_at, request_id=api.ids()["request_id"]
         )
         return {"result": result}
 
-    @app.post("/deadlines/fire-due", operation_id="fireDue", tags=["operations"])
+    @app.post(
+        "/deadlines/fire-due",
+        operation_id="fireDue",
+        tags=["operations"],
+        dependencies=allow(_ADMIN),
+    )
     def fire_due(body: m.FireDueIn, request: Request, p: Caller) -> dict[str, Any]:
         """Sweep once: apply up to `limit` due deadline rows, earliest first."""
-        api.allow(p, _ADMIN, route_of(request))
         batch = engine.fire_due(limit=body.limit, request_id=api.ids()["request_id"])
         return {"result": m.plain(batch)}
 
-    @app.post("/deadlines/recompute", operation_id="recomputeProvisional", tags=["operations"])
+    @app.post(
+        "/deadlines/recompute",
+        operation_id="recomputeProvisional",
+        tags=["operations"],
+        dependencies=allow(_ADMIN),
+    )
     def recompute(request: Request, p: Caller) -> dict[str, Any]:
         """C6: recount provisional deadlines whose year the calendar now knows (audited)."""
-        api.allow(p, _ADMIN, route_of(request))
         changed = engine.recompute_provisional(request_id=api.ids()["request_id"])
         return {"result": m.plain(changed)}
 
-    @app.get("/filings/{filing_id}/reminders", operation_id="getReminders", tags=["filings"])
+    @app.get(
+        "/filings/{filing_id}/reminders",
+        operation_id="getReminders",
+        tags=["filings"],
+        dependencies=allow(_READERS),
+    )
     def reminders(filing_id: str, request: Request, p: Caller) -> list[dict[str, Any]]:
         """The reminders written for the filing (the outbox), delivered or not."""
         route = route_of(request)
-        api.allow(p, _READERS, route)
         api.filing_row(p, filing_id, route)
         return [
             {k: v for k, v in m.plain(r).items() if k != "payload"}
             for r in engine.reminders(filing_id)
         ]
 
-    @app.get("/calendar/{year}", operation_id="getCalendar", tags=["policies"])
+    @app.get(
+        "/calendar/{year}",
+        operation_id="getCalendar",
+        tags=["policies"],
+        dependencies=allow(_READERS),
+    )
     def calendar(
         year: Annotated[int, Path(ge=1900, le=2200)], request: Request, p: Caller
     ) -> dict[str, Any]:
         """The working-day calendar in force for a year (C6): holidays, swapped working
         days, and whether the year is known (unknown: weekends only, deadlines provisional)."""
-        api.allow(p, _READERS, route_of(request))
         cal = engine.calendar
         return {
             "year": year,
@@ -841,7 +909,13 @@ def create_app(
 
     # -- audit -------------------------------------------------------------------------------
 
-    @app.get("/audit", response_model=m.AuditPage, operation_id="exportAudit", tags=["audit"])
+    @app.get(
+        "/audit",
+        response_model=m.AuditPage,
+        operation_id="exportAudit",
+        tags=["audit"],
+        dependencies=allow(_AUDIT),
+    )
     def audit_export(
         request: Request,
         p: Caller,
@@ -855,7 +929,6 @@ def create_app(
     ) -> Response:
         """The audit trail in order, filtered (auditors: within their regions)."""
         route = route_of(request)
-        api.allow(p, _AUDIT, route)
         if region is not None:
             api.region(p, region, route)
         filters = export.Filters(filing_id=filing_id, region=region, since=since, until=until,
@@ -867,10 +940,10 @@ def create_app(
         response_model=m.CheckpointOut,
         operation_id="auditCheckpoint",
         tags=["audit"],
+        dependencies=allow(_AUDIT),
     )
     def checkpoint(request: Request, p: Caller) -> dict[str, Any]:
         """Count and head hash of the audit trail: keep it outside the database."""
-        api.allow(p, _AUDIT, route_of(request))
         return engine.checkpoint().to_dict()
 
     @app.post(
@@ -878,19 +951,24 @@ def create_app(
         response_model=m.VerificationOut,
         operation_id="verifyAudit",
         tags=["audit"],
+        dependencies=allow(_ADMIN),
     )
     def verify(request: Request, p: Caller, body: m.CheckpointIn | None = None) -> dict[str, Any]:
-        """Walk the whole chain; with a checkpoint, also detect truncation and rewrites."""
+        """Walk the whole chain; with a checkpoint, also detect truncation and rewrites. The
+        whole chain is the administrator's (A2: an auditor verifies the export of its regions,
+        `filing audit verify-export`); one verification runs at a time in the process, others
+        get 429 with Retry-After."""
         from workflow.audit import Checkpoint
 
-        api.allow(p, _AUDIT, route_of(request))
-        result = engine.verify(Checkpoint(body.count, body.head_hash) if body else None)
+        with WHOLE_CHAIN.hold("a verification of the whole chain"):
+            result = engine.verify(Checkpoint(body.count, body.head_hash) if body else None)
         return {"ok": result.ok, **result.checkpoint.to_dict(), "problems": result.problems}
 
-    @app.get("/policies", operation_id="listPolicies", tags=["policies"])
+    @app.get(
+        "/policies", operation_id="listPolicies", tags=["policies"], dependencies=allow(_READERS)
+    )
     def policies(request: Request, p: Caller) -> list[dict[str, Any]]:
         """The policies config.toml defines, each value with its rule id."""
-        api.allow(p, _READERS, route_of(request))
         return [
             {"region": pol.region, "version": pol.version, "values": pol.to_document()}
             for pol in engine.settings.policies.values()
@@ -955,13 +1033,27 @@ def _handlers(app: FastAPI) -> None:
     async def on_filing_error(_request: Request, exc: FilingError) -> Response:
         return problem_of(exc)
 
+    async def gate(request: Request) -> Response | None:
+        """Input FastAPI refused before the route's own checks ran (it reads the body first)
+        is answered only once the key (A1) and the role (A2) are known to be good."""
+        api: Api = request.app.state.api
+        try:
+            await run_in_threadpool(api.gate, request)
+        except ApiProblem as refused:
+            return problem_of(refused)
+        return None
+
     @app.exception_handler(RequestValidationError)
-    async def on_invalid(_request: Request, exc: RequestValidationError) -> Response:
+    async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        refused = await gate(request)
+        if refused is not None:
+            return refused
         # Never echo the input: it may be an ID number.
         # Field names come from the caller too: mask any ID number one was made of.
+        masked = mask_personal_data
         errors = [
-            {"field": mask_text(".".join(str(x) for x in e["loc"][1:]) or str(e["loc"][0])),
-             "problem": mask_text(str(e["msg"]))}
+            {"field": masked(".".join(str(x) for x in e["loc"][1:]) or str(e["loc"][0])),
+             "problem": masked(str(e["msg"]))}
             for e in exc.errors()
         ]  # fmt: skip
         first = errors[0] if errors else {"field": "-", "problem": "invalid"}
@@ -971,7 +1063,11 @@ def _handlers(app: FastAPI) -> None:
         )  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body FastAPI could not read
+            refused = await gate(request)
+            if refused is not None:
+                return refused
         code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         # Keep the exception's headers: a 405 must say which methods are allowed (Allow).
         return problem(exc.status_code, code, str(exc.detail), exc.headers)

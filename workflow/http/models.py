@@ -101,12 +101,24 @@ class FilingIn(Body):
     admission_id: str | None = Field(default=None, pattern=SUBJECT_ID)
 
 
+_NOTE = Field(
+    default=None,
+    max_length=200,
+    description="words beside the reason code; refused when they hold anything shaped like an "
+    "ID, mobile or card number",
+)
+
+
 class ReasonIn(Body):
-    reason: str = Field(min_length=1, max_length=40, description="a reason code, never text")
+    reason: str = Field(
+        min_length=1, max_length=40, description="a reason code of config.toml's [reasons]"
+    )
+    note: str | None = _NOTE
 
 
 class OptionalReasonIn(Body):
     reason: str | None = Field(default=None, min_length=1, max_length=40)
+    note: str | None = _NOTE
 
 
 class DocumentsIn(Body):
@@ -191,6 +203,7 @@ class FilingOut(BaseModel):
     entitlement_pending: bool
     supersedes: str | None
     reason: str | None
+    note: str | None
     admission_id: str | None
     deemed: bool
     hospital_reviewed: bool

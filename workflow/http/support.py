@@ -8,11 +8,13 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import re
-import secrets
+import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,14 +38,13 @@ from states.regions import prefix_of
 from states.vocabulary import Channel, Outcome, Role
 from workflow import audit
 from workflow.api import FilingEngine
+from workflow.context import new_request_id
+from workflow.identity import mask_personal_data
 from workflow.keys import Principal
 from workflow.store import Row, Tx
 
 PROBLEM = "application/problem+json"
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-# Fifteen digits in a row could be a resident ID number (15 or 18 characters): a request id
-# carrying them is not taken up, or it would be echoed, logged and stored in the audit trail.
-_ID_SHAPED = re.compile(r"\d{15}")
 request_ids: ContextVar[tuple[str, str]] = ContextVar("request_ids", default=("-", "-"))
 
 
@@ -167,7 +168,7 @@ class Edge:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
-        rid = given if _caller_id(given) else secrets.token_hex(16)
+        rid = given if _caller_id(given) else new_request_id()
         cid = headers.get("x-correlation-id", "")
         ids = (rid, cid if _caller_id(cid) else rid)
         token = request_ids.set(ids)
@@ -243,8 +244,9 @@ class Edge:
 
 
 def _caller_id(value: str) -> bool:
-    """Whether a caller's request or correlation id can be used as given."""
-    return bool(_RID.match(value)) and not _ID_SHAPED.search(value)
+    """Whether a caller's request or correlation id can be used as given: not one holding an
+    ID or mobile number, which would be echoed, logged and stored in the audit trail."""
+    return bool(_RID.match(value)) and mask_personal_data(value) == value
 
 
 # -- authentication, rate limits, access ------------------------------------------------------
@@ -345,6 +347,35 @@ def deny(
         audit_seq=seq,
         request_id=rid,
     )
+
+
+class OneAtATime:
+    """A process-wide, non-blocking lock around work too heavy to queue (a walk of the whole
+    audit chain): a second caller is told to come back (429 with Retry-After, about as long
+    as the last run took) instead of waiting behind it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = 0.0
+        self._last = 1.0  # seconds the last run took
+
+    @contextmanager
+    def hold(self, what: str) -> Iterator[None]:
+        if not self._lock.acquire(blocking=False):
+            left = self._last - (time.monotonic() - self._started)
+            wait = max(1, math.ceil(left))
+            raise ApiProblem(
+                429,
+                "busy",
+                f"{what} is running and one runs at a time; retry after {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        self._started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._last = time.monotonic() - self._started
+            self._lock.release()
 
 
 def sees_admission(p: Principal, row: Row) -> bool:
