@@ -261,10 +261,10 @@ class Lifecycle(RuleBasedStateMachine):
             after = self.engine.get(filing_id)
             assert (after.state, after.version) == (before.state, before.version)
             assert self._records(filing_id) == records + 1
-        except InvalidInput:
-            assert (
-                self._records(filing_id) == records
-            )  # e.g. no filing needed there: nothing written
+        except InvalidInput as invalid:
+            # e.g. no filing needed there: nothing of the change, but the refusal is recorded
+            assert invalid.rule_id is not None
+            assert self._records(filing_id) == records + 1
         else:
             assert new.supersedes == filing_id and self._records(new.id) == 2
             self.people[new.id] = (number, insured)
@@ -387,7 +387,7 @@ class Lifecycle(RuleBasedStateMachine):
                 admission_id=admission_id,
             )  # fmt: skip
         except InvalidInput as invalid:
-            assert self.engine.checkpoint().count == total
+            assert self.engine.checkpoint().count == total + 1  # the denied create alone
             if _in_scope(insured, adm.treatment_region):
                 # Care inside the insured area needs no filing (K8).
                 assert invalid.rule_id == "K8", invalid
@@ -395,7 +395,7 @@ class Lifecycle(RuleBasedStateMachine):
                 # The only other reason: its start date, the admission's, is further back
                 # than a date may be given ([input]).
                 assert adm.admitted_on < SETTINGS.input.earliest(self._today()), invalid
-                assert (invalid.field, invalid.rule_id) == ("start_date", "E2")
+                assert (invalid.field, invalid.rule_id) == ("start_date", "R2")
             return multiple()
         assert not _in_scope(insured, adm.treatment_region)
         assert (filing.state, filing.version, filing.deemed) == (FilingState.DRAFT, 1, False)
@@ -714,7 +714,9 @@ class Lifecycle(RuleBasedStateMachine):
         for claim_id, claim in world.claims.items():
             assert world.admissions[claim["admission_id"]]["claim_id"] == claim_id
         self.claims |= set(world.claims)
-        assert set(world.records) == set(world.filings) | set(world.admissions) | self.claims
+        # Every subject has records; a refused creation is recorded with none (nothing exists).
+        subjects = set(world.records) - {None}
+        assert subjects == set(world.filings) | set(world.admissions) | self.claims
 
     def admissions_are_consistent(self, world: World) -> None:
         for admission_id, adm in world.admissions.items():
