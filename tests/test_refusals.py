@@ -53,6 +53,19 @@ def xiamen(**over: Any) -> dict[str, Any]:
     return {**args, **over}
 
 
+def jiangmen_admission(engine: FilingEngine, person: int) -> Any:
+    """A Jiangmen person admitted in Guangzhou on 1 March (out of the city: E3 applies)."""
+    return engine.admit(
+        id_number=id_number(person, region="440703", born="20000101"),
+        insurance_type="employee",
+        insured_region="440700",
+        treatment_region="440100",
+        hospital_code="H4401001",
+        admitted_on=date(2026, 3, 1),
+        actor=HOSPITAL,
+    )
+
+
 # -- create-time refusals ---------------------------------------------------------------------
 
 
@@ -209,15 +222,7 @@ def test_of_two_concurrent_cancels_at_one_version_one_applies_and_the_other_is_o
 def test_an_admission_command_at_a_stale_version_is_recorded(
     engine: FilingEngine, clock: Clock
 ) -> None:
-    adm = engine.admit(
-        id_number=id_number(4, region="440703", born="20000101"),
-        insurance_type="employee",
-        insured_region="440700",
-        treatment_region="440100",
-        hospital_code="H4401001",
-        admitted_on=date(2026, 3, 1),
-        actor=HOSPITAL,
-    )
+    adm = jiangmen_admission(engine, 4)
 
     with pytest.raises(ConcurrentUpdate):
         engine.discharge(adm.id, date(2026, 3, 2), HOSPITAL, expected_version=adm.version + 3)
@@ -258,15 +263,7 @@ def test_an_embedding_caller_catches_one_class_and_reads_rule_field_and_inputs(
 
 
 def test_a_coverage_day_before_the_admission_is_a_denied_decision(engine: FilingEngine) -> None:
-    adm = engine.admit(
-        id_number=id_number(5, region="440703", born="20000101"),
-        insurance_type="employee",
-        insured_region="440700",
-        treatment_region="440100",
-        hospital_code="H4401001",
-        admitted_on=date(2026, 3, 1),
-        actor=HOSPITAL,
-    )
+    adm = jiangmen_admission(engine, 5)
 
     with pytest.raises(InvalidInput) as refused:
         engine.coverage(adm.id, HOSPITAL, day=date(2026, 2, 27))
