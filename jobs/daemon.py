@@ -1,6 +1,6 @@
 """The scheduler daemon: a few static APScheduler 3 interval jobs over the deadline rows.
 
-DESIGN "Deadlines are rows, not timers": nothing is scheduled per deadline. The jobs are
+Deadlines are rows, not timers (ARCHITECTURE.md): nothing is scheduled per deadline. The jobs are
 - `sweep`: apply due deadline rows in batches (`FilingEngine.fire_due`) until none is due;
 - `deliver`: send the outbox's reminders (jobs.notify);
 - `heartbeat`: record that this daemon is alive (`filing daemon status` reads it);

@@ -1,4 +1,4 @@
-"""The filing as a plain domain object (DESIGN: transitions cannot attach to a SQLModel object)."""
+"""The filing as a plain domain object (transitions cannot attach to a SQLModel object)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Regional policies as data (DESIGN "Policy is data").
+"""Regional policies as data.
 
 A policy is parsed from the mapping that config.toml holds: a national default and regions that
 inherit from it and override what differs. Every value is written as `{ value = ..., rule = "ID" }`
@@ -247,7 +247,7 @@ _HOSPITAL_SIDE = _KEYS[
 
 @dataclass(frozen=True)
 class Policy:
-    """One region's resolved policy at one version. Immutable: a filing pins it (DESIGN)."""
+    """One region's resolved policy at one version. Immutable: a filing pins it."""
 
     region: str
     version: str

@@ -1249,7 +1249,7 @@ class HospitalSide:
         provisional: bool,
         now: datetime,
     ) -> None:
-        """A deadline is a row written in the transaction that creates it (DESIGN), keyed
+        """A deadline is a row written in the transaction that creates it, keyed
         (subject, kind, due_at); `fire_deadline` applies it."""
         tx.run(
             _INSERT_DEADLINE,

@@ -1,5 +1,5 @@
 """Use cases. Every command has one shape: open a unit of work, load, fire, record, commit,
-then log (DESIGN "One transition, one transaction").
+then log (one transition, one transaction: ARCHITECTURE.md).
 
 A refused transition changes nothing but is itself recorded as a denied attempt, in its own
 transaction, and then raised as `TransitionRefused`.
@@ -771,8 +771,8 @@ class FilingService(HospitalSide):
     def _write_validity_deadline(
         self, tx: Tx, filing: Filing, policy: Policy, now: datetime
     ) -> None:
-        """The expiry deadline and its reminders are rows in the same transaction (DESIGN;
-        fired by jobs/). A reminder goes out at the start of the day `lead` days before the
+        """The expiry deadline and its reminders are rows in the same transaction
+        (fired by jobs/). A reminder goes out at the start of the day `lead` days before the
         last valid day, if that is still ahead."""
         if filing.valid_until is None:
             return

@@ -1,6 +1,6 @@
 """Due deadline rows, applied in batches: the transactional core of the scheduler (jobs/).
 
-DESIGN "Deadlines are rows, not timers". A batch is one write transaction: it claims up to
+Deadlines are rows, not timers. A batch is one write transaction: it claims up to
 `limit` due rows, earliest first, and applies each with the service's own guarded transitions
 (`_fire_row`), so a batch that fails or is killed half way leaves nothing of itself. A row is
 marked when it is applied, so a rerun is a no-op. On PostgreSQL the rows are claimed with

@@ -1,5 +1,5 @@
 """The tables. They end in `Record` so they are never mistaken for domain objects; the service
-maps rows to `states.filing.Filing` explicitly (DESIGN: transitions cannot attach to SQLModel)."""
+maps rows to `states.filing.Filing` explicitly (transitions cannot attach to a SQLModel object)."""
 
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ class AuditRecord(SQLModel, table=True):
 
 
 class DeadlineRecord(SQLModel, table=True):
-    """A deadline is a row written with the transition that creates it (DESIGN). Its key is
+    """A deadline is a row written with the transition that creates it. Its key is
     (subject, kind, due_at): the same deadline can never be written twice. On SQLite the table
     is clustered on that key (WITHOUT ROWID), one B-tree fewer to write per transition."""
 
