@@ -91,7 +91,15 @@ from workflow import FilingEngine, audit  # noqa: E402
 from workflow.logs import configure_logging  # noqa: E402
 from workflow.service import FilingService  # noqa: E402
 from workflow.store import _bind_sqlite  # noqa: E402
-from workflow.sweep import _DUE, _EXPIRE_FILING, _SETTLE_EXPIRED  # noqa: E402
+from workflow.sweep import (  # noqa: E402
+    _DUE_COLUMNS,
+    _DUE_WHERE,
+    _EXPIRE_FILING,
+    _SETTLE_EXPIRED,
+)
+
+# The sweep's own claim of due rows, as its batch read runs it.
+_DUE = f"SELECT {_DUE_COLUMNS} FROM deadline_record {_DUE_WHERE}"
 
 BATCH = 500  # config.toml's [scheduler] batch_size
 REMINDER_DAYS = (30, 7)  # config.toml's expiry_reminder_days
